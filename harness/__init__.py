@@ -1,0 +1,1 @@
+"""Shared machinery of the benchmark: config, registries, data, backbones, engine, results."""

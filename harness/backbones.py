@@ -1,0 +1,179 @@
+"""Encoders: clips (B, C, T, H, W) -> features (B, D), each declaring `feature_dim` and its `ClipSpec`.
+
+`small3d` is a light 3D CNN for the CPU profiles; `r3d_18`, `r2plus1d_18` come from torchvision's
+builders and `slow_r50` from pytorchvideo's (the paper's Slow-only R-50, 8x8 at 224). All are
+built untrained: weights from a path are loaded by the caller (`load_encoder_weights`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from harness.catalog import BACKBONES
+from harness.config import ClipConfig
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What an encoder reads: frames x stride at crop size, its normalisation and extra streams."""
+
+    frames: int
+    stride: int
+    crop_size: int
+    test_short_side: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    streams: tuple[str, ...] = ("video",)
+
+    @classmethod
+    def from_config(cls, c: ClipConfig, streams: tuple[str, ...] = ("video",)) -> "ClipSpec":
+        return cls(c.frames, c.stride, c.crop_size, c.test_short_side, tuple(c.mean), tuple(c.std), streams)
+
+
+class Encoder(nn.Module):
+    """Base class of every encoder: subclasses set `trunk` (-> (B, D, t, h, w) or (B, D)) and `feature_dim`."""
+
+    feature_dim: int
+    clip_spec: ClipSpec
+    channels_last: bool = False  # set by the engine on CUDA: inputs go channels_last_3d
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        y = self.trunk(x)
+        return y.mean(dim=(2, 3, 4)) if y.dim() == 5 else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+# ----------------------------------------------------------------------------- small3d
+
+
+@dataclass
+class Small3DConfig:
+    """Width of the first stage; stages double it (w, 2w, 4w, 8w); features are 8w-dimensional."""
+
+    width: int = 16
+
+
+def _conv_bn(cin: int, cout: int, k, s, p) -> nn.Sequential:
+    return nn.Sequential(nn.Conv3d(cin, cout, k, s, p, bias=False), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+
+
+class _Res(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv_bn(c, c, 3, 1, 1), nn.Conv3d(c, c, 3, 1, 1, bias=False), nn.BatchNorm3d(c))
+
+    def forward(self, x):
+        return torch.relu(x + self.body(x))
+
+
+@BACKBONES.register("small3d")
+class Small3D(Encoder):
+    """A 3D CNN sized for two CPU cores: a 2D stem, then 3x3x3 stages; time is halved once."""
+
+    config_class = Small3DConfig
+    description = "light 3D CNN for CPU profiles (8w-d features)"
+
+    def __init__(self, cfg: Small3DConfig, clip: ClipSpec):
+        super().__init__()
+        w = cfg.width
+        self.trunk = nn.Sequential(
+            _conv_bn(3, w, (1, 5, 5), (1, 2, 2), (0, 2, 2)),
+            _conv_bn(w, 2 * w, 3, (1, 2, 2), 1),
+            _conv_bn(2 * w, 4 * w, 3, (2, 2, 2), 1),
+            _Res(4 * w),
+            _conv_bn(4 * w, 8 * w, 3, (1, 2, 2), 1),
+        )
+        self.feature_dim = 8 * w
+        self.clip_spec = clip
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+@dataclass
+class NoOptions:
+    """This backbone has no options of its own."""
+
+
+class _TorchvisionVideoResNet(Encoder):
+    config_class = NoOptions
+    builder = ""
+
+    def __init__(self, cfg: NoOptions, clip: ClipSpec):
+        super().__init__()
+        from torchvision.models import video as tvv
+
+        net = getattr(tvv, self.builder)(weights=None)
+        self.feature_dim = net.fc.in_features
+        net.fc = nn.Identity()  # torchvision's forward pools and flattens to (B, 512)
+        self.trunk = net
+        self.clip_spec = clip
+
+
+@BACKBONES.register("r3d_18")
+class R3D18(_TorchvisionVideoResNet):
+    """torchvision's 3D ResNet-18 (512-d)."""
+
+    builder = "r3d_18"
+    description = "torchvision 3D ResNet-18 (512-d)"
+
+
+@BACKBONES.register("r2plus1d_18")
+class R2Plus1D18(_TorchvisionVideoResNet):
+    """torchvision's R(2+1)D-18 (512-d)."""
+
+    builder = "r2plus1d_18"
+    description = "torchvision R(2+1)D-18 (512-d)"
+
+
+# ----------------------------------------------------------------------------- pytorchvideo
+
+
+@BACKBONES.register("slow_r50")
+class SlowR50(Encoder):
+    """pytorchvideo's Slow-only ResNet-50 as in the ρ study (temporal kernels 1,1,3,3; 2048-d pool5)."""
+
+    config_class = NoOptions
+    description = "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)"
+
+    def __init__(self, cfg: NoOptions, clip: ClipSpec):
+        super().__init__()
+        from pytorchvideo.models.resnet import create_resnet
+
+        net = create_resnet(
+            input_channel=3, model_depth=50, norm=nn.BatchNorm3d, activation=nn.ReLU,
+            stem_conv_kernel_size=(1, 7, 7), stem_pool=nn.MaxPool3d,
+            stage_conv_a_kernel_size=((1, 1, 1), (1, 1, 1), (3, 1, 1), (3, 1, 1)),
+            head=None,
+        )
+        self.trunk = net  # blocks up to res5; Encoder.features pools globally (any T, H, W)
+        self.feature_dim = 2048
+        self.clip_spec = clip
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def build_encoder(name: str, cfg, clip: ClipConfig) -> Encoder:
+    """Construct a registered encoder from its options and the profile's clip settings."""
+    return BACKBONES.get(name)(cfg, ClipSpec.from_config(clip))
+
+
+def load_encoder_weights(encoder: Encoder, path: str | Path) -> None:
+    """Load an encoder state dict saved by this harness (`encoder.pt` or a checkpoint's `encoder`)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "encoder" in state:
+        state = state["encoder"]
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit this encoder (missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -1,0 +1,180 @@
+"""Torch datasets over manifest entries: ρ-clip pre-training samples and multi-view labelled samples.
+
+Randomness is keyed by (seed, epoch, index) rather than drawn from a global stream, so a sample
+looks the same whichever worker loads it and whether or not the run was resumed.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from harness.config import AugmentConfig, ClipConfig
+from harness.data import sampling
+from harness.data.transforms import Normalize, pretrain_augment, resize_short_side, spatial_crops, to_video
+from harness.data.video import VideoDecodeError, decode_frames
+
+
+class DataError(RuntimeError):
+    """Too many unreadable videos, or a dataset that is missing or malformed."""
+
+
+@dataclass
+class BadVideos:
+    """Counts videos that could not be decoded; aborts once more than `max_fraction` of a split fails."""
+
+    total: int
+    max_fraction: float
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def add(self, path: str, error: str) -> None:
+        if path not in self.failed:
+            warnings.warn(f"skipping unreadable video {error}", stacklevel=2)
+        self.failed[path] = error
+        if len(self.failed) > self.max_fraction * self.total:
+            raise DataError(
+                f"{len(self.failed)} of {self.total} videos could not be decoded, more than "
+                f"data.max_bad_fraction={self.max_fraction}; first: {next(iter(self.failed.values()))}"
+            )
+
+
+class VideoSet:
+    """The videos of one split: paths, frame counts, and an optional in-memory cache of decoded frames."""
+
+    def __init__(self, root: Path, entries: list[dict], cache_frames: bool, seek_gap: int = 32):
+        self.root = Path(root)
+        self.entries = entries
+        self.cache_frames = cache_frames
+        self.seek_gap = seek_gap
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def path(self, i: int) -> Path:
+        return self.root / self.entries[i]["path"]
+
+    def num_frames(self, i: int) -> int:
+        return int(self.entries[i]["frames"])
+
+    def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
+        """uint8 (len(indices), H, W, 3). Cached mode decodes each video once for the whole run."""
+        if self.cache_frames:
+            if i not in self._cache:
+                self._cache[i] = decode_frames(self.path(i))
+            full = self._cache[i]
+            return full[np.minimum(indices, len(full) - 1)]
+        return decode_frames(self.path(i), indices, seek_gap=self.seek_gap)
+
+
+def _sample_seed(*keys: int) -> int:
+    return int(np.random.default_rng(list(keys)).integers(2**62))
+
+
+class PretrainClips(Dataset):
+    """One item = `views` augmented clips of one video (ρ clips; ρ=1 gives two augmentations of one clip)."""
+
+    def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int):
+        self.videos, self.clip, self.rho, self.seed = videos, clip, rho, seed
+        self.views = max(rho, 2)
+        self.augment = pretrain_augment(aug, clip)
+        self.normalize = Normalize(clip.mean, clip.std)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, i = key
+        rng = np.random.default_rng([self.seed, epoch, i])
+        n = self.videos.num_frames(i)
+        starts = sampling.random_clip_starts(n, self.clip.frames, self.clip.stride, self.rho, rng)
+        if self.rho == 1:
+            starts = starts * 2  # same time, two independent augmentations
+        idx = [sampling.clip_indices(s, self.clip.frames, self.clip.stride, n) for s in starts]
+        try:
+            frames = self.videos.frames(i, np.concatenate(idx))
+        except VideoDecodeError as e:
+            return {"bad": str(self.videos.path(i)), "error": str(e)}
+        T = self.clip.frames
+        clips = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_sample_seed(self.seed, epoch, i, 1))
+            for v in range(self.views):
+                video = to_video(frames[v * T:(v + 1) * T])
+                clips.append(self.normalize(self.augment(video)))
+        return {"clips": torch.stack(clips), "index": i}
+
+
+class LabelledViews(Dataset):
+    """One item = every test view of one labelled video: `temporal` clips x `spatial` crops, one decode."""
+
+    def __init__(self, videos: VideoSet, clip: ClipConfig, temporal: int, spatial: int, label_keys: list[str]):
+        self.videos, self.clip = videos, clip
+        self.temporal, self.spatial, self.label_keys = temporal, spatial, label_keys
+        self.normalize = Normalize(clip.mean, clip.std)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> dict:
+        n = self.videos.num_frames(i)
+        c = self.clip
+        starts = sampling.uniform_clip_starts(n, c.frames, c.stride, self.temporal)
+        idx = np.concatenate([sampling.clip_indices(s, c.frames, c.stride, n) for s in starts])
+        try:
+            frames = self.videos.frames(i, idx)
+        except VideoDecodeError as e:
+            return {"bad": str(self.videos.path(i)), "error": str(e)}
+        views = []
+        for t in range(self.temporal):
+            video = resize_short_side(to_video(frames[t * c.frames:(t + 1) * c.frames]), c.test_short_side)
+            views.extend(self.normalize(crop) for crop in spatial_crops(video, c.test_short_side, self.spatial))
+        labels = self.videos.entries[i].get("labels", {})
+        return {"views": torch.stack(views), "labels": {k: labels[k] for k in self.label_keys}, "index": i}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack good items; pass the unreadable ones on as `bad` so the caller can count them."""
+    good = [x for x in items if "bad" not in x]
+    out: dict = {"bad": [(x["bad"], x["error"]) for x in items if "bad" in x]}
+    if not good:
+        return out
+    out["index"] = torch.tensor([x["index"] for x in good])
+    for key in ("clips", "views"):
+        if key in good[0]:
+            out[key] = torch.stack([x[key] for x in good])
+    if "labels" in good[0]:
+        out["labels"] = {k: torch.tensor([x["labels"][k] for x in good]) for k in good[0]["labels"]}
+    return out
+
+
+class EpochBatches(Sampler):
+    """Batches of (epoch, index) keys from a seeded permutation per epoch, resumable at any step.
+
+    Dropping the last partial batch keeps the batch size (and BN statistics) constant; the step
+    count is `epochs * (n // batch)`.
+    """
+
+    def __init__(self, n: int, batch_size: int, epochs: int, seed: int, start_step: int = 0):
+        if n < batch_size:
+            raise DataError(f"pre-training set has {n} videos, fewer than one batch of {batch_size}")
+        self.n, self.batch, self.epochs, self.seed, self.start = n, batch_size, epochs, seed, start_step
+        self.per_epoch = n // batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.per_epoch
+
+    def __len__(self) -> int:
+        return self.total_steps - self.start
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.total_steps):
+            epoch, b = divmod(step, self.per_epoch)
+            perm = np.random.default_rng([self.seed, 99, epoch]).permutation(self.n)
+            yield [(epoch, int(i)) for i in perm[b * self.batch:(b + 1) * self.batch]]

@@ -1,0 +1,433 @@
+"""The embedded dataset `moving-digits`: real handwritten digits moving over textured backgrounds.
+
+Generated deterministically from `sklearn.datasets.load_digits` and written as real H.264 `.mp4`
+files with an AAC audio track, a caption per clip and a JSON manifest with checksums.
+
+- Labelled clips (`train`, `test`) carry two labels: `digit` (appearance: one frame suffices) and
+  `motion` (ten classes in five time-reversed pairs, so a single frame or an unordered bag of frames
+  cannot tell them apart). Test clips use digit images disjoint from pre-training and training.
+- Pre-training videos are longer and unlabelled: the digit image persists while motion, colours,
+  background and texture are redrawn for every segment, so the only thing ρ clips of one video
+  share is the digit's shape (DESIGN.md: with one background per video, contrastive learning
+  matched backgrounds instead).
+- Audio: a tone whose pitch follows the digit and whose loudness follows the digit's size and
+  opacity. Captions: short varied sentences naming colour, digit and motion.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+MOTIONS = [
+    "left", "right", "up", "down", "grow", "shrink",
+    "rotate clockwise", "rotate anticlockwise", "fade in", "fade out",
+]
+# motion k played backwards is motion REVERSED[k]
+REVERSED = [1, 0, 3, 2, 5, 4, 7, 6, 9, 8]
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+COLOURS = {
+    "red": (230, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 240), "yellow": (240, 220, 40),
+    "magenta": (220, 50, 220), "cyan": (40, 220, 230), "orange": (250, 140, 20), "white": (245, 245, 245),
+    "purple": (130, 50, 200), "black": (15, 15, 15),
+}
+SPLITS = ("pretrain", "train", "test")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class MovingDigitsSize:
+    """How many videos each split has at one named size."""
+
+    pretrain_videos: int
+    train_clips: int
+    test_clips: int
+
+
+@dataclass
+class MovingDigitsConfig:
+    """Generator settings; `size` picks one of `sizes`. Changing any field makes a new dataset dir."""
+
+    size: str
+    sizes: dict[str, MovingDigitsSize]
+    seed: int
+    width: int
+    height: int
+    fps: int
+    digit_size: list[int]  # [min, max] rendered digit height in pixels
+    pretrain_segments: int
+    segment_frames: int
+    labelled_frames: int
+    test_image_fraction: float
+    keyframe_interval: int
+    crf: int
+    audio_rate: int
+
+    def validate(self) -> None:
+        from harness.config import ConfigError
+
+        if self.size not in self.sizes:
+            raise ConfigError(f"datasets.moving-digits.size: unknown size {self.size!r}; known: {', '.join(self.sizes)}")
+        if self.width % 2 or self.height % 2:
+            raise ConfigError("datasets.moving-digits: width and height must be even (H.264 4:2:0)")
+        if not 0 < self.test_image_fraction < 1:
+            raise ConfigError("datasets.moving-digits.test_image_fraction must be in (0, 1)")
+        if self.digit_size[0] > self.digit_size[1] or self.digit_size[1] > self.height:
+            raise ConfigError("datasets.moving-digits.digit_size: need min <= max <= height")
+
+    def counts(self, size: str | None = None) -> MovingDigitsSize:
+        return self.sizes[size or self.size]
+
+    def fingerprint(self, size: str | None = None) -> str:
+        """Hash of what shapes the files of one size (not the other sizes)."""
+        d = asdict(self)
+        d.pop("sizes")
+        d["size"] = size or self.size
+        d["counts"] = asdict(self.counts(size))
+        d["format"] = FORMAT_VERSION
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _digit_images() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
+
+
+def split_images(labels: np.ndarray, seed: int, test_fraction: float) -> dict[str, np.ndarray]:
+    """Indices of digit images per split; `test` is disjoint from `pretrain` and `train` (which share)."""
+    rng = np.random.default_rng([seed, 7])
+    order = rng.permutation(len(labels))
+    n_test = int(round(len(labels) * test_fraction))
+    test, rest = order[:n_test], order[n_test:]
+    return {"pretrain": np.sort(rest), "train": np.sort(rest), "test": np.sort(test)}
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A random textured background (float32 HxWx3 in [0, 1]): gradient, stripes, checks or blobs."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    c1, c2 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+    kind = rng.integers(4)
+    if kind == 0:  # gradient
+        ang = rng.uniform(0, 2 * math.pi)
+        t = (xx * math.cos(ang) + yy * math.sin(ang))
+        t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+    elif kind == 1:  # stripes
+        ang, period = rng.uniform(0, math.pi), rng.uniform(3, 9)
+        t = 0.5 + 0.5 * np.sin((xx * math.cos(ang) + yy * math.sin(ang)) * 2 * math.pi / period)
+    elif kind == 2:  # checks
+        s = int(rng.integers(3, 8))
+        t = ((xx // s + yy // s) % 2).astype(np.float32)
+    else:  # blobs
+        t = np.zeros((h, w), np.float32)
+        for _ in range(4):
+            cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(3, 10)
+            t += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+        t = np.clip(t, 0, 1)
+    bg = c1[None, None] * (1 - t[..., None]) + c2[None, None] * t[..., None]
+    bg += rng.normal(0, 0.04, (h, w, 3))  # fixed grain, part of the texture
+    return np.clip(bg, 0, 1).astype(np.float32)
+
+
+def _render_alpha(img: np.ndarray, cx: float, cy: float, size: float, angle: float, h: int, w: int) -> np.ndarray:
+    """Digit coverage (HxW in [0, 1]): the 8x8 image scaled to `size` px, rotated, centred at (cx, cy)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xx + 0.5 - cx, yy + 0.5 - cy
+    c, s = math.cos(angle), math.sin(angle)
+    u = (c * dx + s * dy) / size * 8 + 4 - 0.5  # inverse rotation, into 8x8 pixel coordinates
+    v = (-s * dx + c * dy) / size * 8 + 4 - 0.5
+    pad = np.pad(img, 1)  # zero border: outside the digit is transparent
+    u, v = u + 1, v + 1
+    inside = (u >= 0) & (u <= 9) & (v >= 0) & (v <= 9)
+    u, v = np.clip(u, 0, 9 - 1e-4), np.clip(v, 0, 9 - 1e-4)
+    u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    fu, fv = u - u0, v - v0
+    out = (pad[v0, u0] * (1 - fu) * (1 - fv) + pad[v0, u0 + 1] * fu * (1 - fv)
+           + pad[v0 + 1, u0] * (1 - fu) * fv + pad[v0 + 1, u0 + 1] * fu * fv)
+    return np.where(inside, out, 0).astype(np.float32)
+
+
+@dataclass
+class Segment:
+    """One stretch of constant motion with its own look: everything but the digit image is redrawn."""
+
+    motion: int
+    frames: int
+    colour: str
+    background: np.ndarray
+    size: float
+    cx: float
+    cy: float
+    angle: float
+    amount: float  # how far the motion goes (fraction of the available range)
+
+
+def _trajectory(seg: Segment, t: float, w: int, h: int) -> tuple[float, float, float, float, float]:
+    """(cx, cy, size, angle, opacity) at time t in [0, 1]. Motion k at t equals REVERSED[k] at 1 - t."""
+    m, a = seg.motion, seg.amount
+    pair, forward = m // 2, m % 2 == 0
+    s = t if forward else 1 - t  # the reversed member of a pair runs the same path backwards
+    cx, cy, size, ang, op = seg.cx, seg.cy, seg.size, seg.angle, 1.0
+    if pair == 0:  # left (forward) / right: start right, end left
+        span = a * max(w - size * 0.8, 2)
+        cx = w / 2 + span / 2 - span * s
+    elif pair == 1:  # up / down
+        span = a * max(h - size * 0.8, 2)
+        cy = h / 2 + span / 2 - span * s
+    elif pair == 2:  # grow / shrink
+        size = seg.size * (0.55 + 0.45 * s)
+    elif pair == 3:  # rotate clockwise / anticlockwise (image y points down: +angle is clockwise)
+        ang = seg.angle + (s - 0.5) * a * math.radians(120)
+    else:  # fade in / out
+        op = 0.1 + 0.9 * s
+    return cx, cy, size, ang, op
+
+
+def render_segment(img: np.ndarray, seg: Segment, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T x H x W x 3 uint8) and per-frame loudness (T,) of one segment."""
+    col = np.array(COLOURS[seg.colour], np.float32) / 255
+    frames, loud = [], []
+    for i in range(seg.frames):
+        t = i / max(seg.frames - 1, 1)
+        cx, cy, size, ang, op = _trajectory(seg, t, w, h)
+        a = _render_alpha(img, cx, cy, size, ang, h, w)[..., None] * op
+        frames.append(seg.background * (1 - a) + col * a)
+        loud.append(op * size / seg.size)
+    arr = np.clip(np.stack(frames) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return arr, np.asarray(loud, np.float32)
+
+
+def _random_segment(rng: np.random.Generator, cfg: MovingDigitsConfig, motion: int, frames: int, size: float) -> Segment:
+    w, h = cfg.width, cfg.height
+    bg = _background(rng, h, w)
+    # a digit colour that stands out from this background
+    mean = bg.mean((0, 1)) * 255
+    names = list(COLOURS)
+    dist = np.array([np.abs(np.array(COLOURS[n]) - mean).sum() for n in names])
+    good = [n for n, d in zip(names, dist) if d > 150] or [names[int(dist.argmax())]]
+    colour = str(rng.choice(good))
+    margin_x, margin_y = max((w - size) / 2, 0), max((h - size) / 2, 0)
+    return Segment(
+        motion=motion, frames=frames, colour=colour, background=bg, size=size,
+        cx=w / 2 + rng.uniform(-margin_x, margin_x) * 0.5, cy=h / 2 + rng.uniform(-margin_y, margin_y) * 0.5,
+        angle=math.radians(rng.uniform(-15, 15)), amount=rng.uniform(0.7, 1.0),
+    )
+
+
+def caption(rng: np.random.Generator, digit: int, colour: str, motion: int) -> str:
+    m = MOTIONS[motion]
+    phrases = {
+        "left": "moves to the left", "right": "moves to the right", "up": "moves up", "down": "moves down",
+        "grow": "grows larger", "shrink": "shrinks", "rotate clockwise": "turns clockwise",
+        "rotate anticlockwise": "turns anticlockwise", "fade in": "fades in", "fade out": "fades out",
+    }
+    templates = [
+        "a {c} {d} {p}.", "the digit {w}, drawn in {c}, {p}.", "a handwritten {w} in {c} {p}.",
+        "{c} number {d} {p} over a textured background.", "we see a {c} {w} that {p}.",
+    ]
+    t = templates[int(rng.integers(len(templates)))]
+    return t.format(c=colour, d=digit, w=DIGIT_WORDS[digit], p=phrases[m])
+
+
+def tone(digit: int, loudness: np.ndarray, fps: int, rate: int) -> np.ndarray:
+    """Mono float32 audio: pitch from the digit (a semitone scale from A3), loudness per frame."""
+    n = int(round(len(loudness) * rate / fps))
+    t = np.arange(n) / rate
+    env = np.interp(t, (np.arange(len(loudness)) + 0.5) / fps, loudness)
+    freq = 220.0 * 2 ** (digit / 12)
+    return (0.4 * env * np.sin(2 * math.pi * freq * t)).astype(np.float32)
+
+
+def make_video(cfg: MovingDigitsConfig, split: str, index: int, image_ids: np.ndarray,
+               images: np.ndarray, labels: np.ndarray, assigned: tuple[int, int] | None):
+    """Render one video of a split: (frames, audio, metadata). Deterministic in (seed, split, index)."""
+    rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
+    size = rng.uniform(*cfg.digit_size)
+    if split == "pretrain":
+        img_id = int(rng.choice(image_ids))
+        n_seg, seg_frames = cfg.pretrain_segments, cfg.segment_frames
+        motions = [int(rng.integers(len(MOTIONS))) for _ in range(n_seg)]
+    else:
+        digit, motion = assigned  # balanced labels decided by the caller
+        candidates = image_ids[labels[image_ids] == digit]
+        img_id = int(rng.choice(candidates))
+        n_seg, seg_frames, motions = 1, cfg.labelled_frames, [motion]
+    digit = int(labels[img_id])
+    chunks, louds, segs = [], [], []
+    for m in motions:
+        seg = _random_segment(rng, cfg, m, seg_frames, size)
+        f, l = render_segment(images[img_id], seg, cfg.height, cfg.width)
+        chunks.append(f)
+        louds.append(l)
+        segs.append(seg)
+    frames = np.concatenate(chunks)
+    audio = tone(digit, np.concatenate(louds), cfg.fps, cfg.audio_rate)
+    meta = {
+        "digit": digit, "image_id": img_id, "motions": motions,
+        "colours": [s.colour for s in segs],
+        "caption": " then ".join(caption(rng, digit, s.colour, s.motion).rstrip(".") for s in segs) + ".",
+    }
+    return frames, audio, meta
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def write_mp4(path: Path, frames: np.ndarray, audio: np.ndarray | None, fps: int, audio_rate: int,
+              keyframe_interval: int, crf: int) -> None:
+    """Encode frames (T x H x W x 3 uint8) as H.264 and audio as AAC into `path`, atomically."""
+    import av
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
+    with av.open(str(tmp), "w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        vs.codec_context.time_base = Fraction(1, fps)
+        vs.options = {"crf": str(crf), "g": str(keyframe_interval), "keyint_min": str(keyframe_interval),
+                      "sc_threshold": "0", "bf": "0", "threads": "1", "preset": "fast"}
+        as_ = None
+        if audio is not None:
+            as_ = out.add_stream("aac", rate=audio_rate, layout="mono")
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts = i
+            vf.time_base = Fraction(1, fps)
+            for pkt in vs.encode(vf):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+        if as_ is not None:
+            n = as_.codec_context.frame_size or 1024
+            for start in range(0, len(audio), n):
+                chunk = audio[start:start + n]
+                af = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                af.sample_rate, af.pts, af.time_base = audio_rate, start, Fraction(1, audio_rate)
+                for pkt in as_.encode(af):
+                    out.mux(pkt)
+            for pkt in as_.encode():
+                out.mux(pkt)
+    os.replace(tmp, path)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- preparing
+
+
+def dataset_dir(cfg: MovingDigitsConfig, root: Path, size: str | None = None) -> Path:
+    size = size or cfg.size
+    return Path(root) / "datasets" / "moving-digits" / f"{size}-{cfg.fingerprint(size)}"
+
+
+def _plan(cfg: MovingDigitsConfig, size: str) -> Iterator[tuple[str, int, tuple[int, int] | None]]:
+    counts = cfg.counts(size)
+    yield from (("pretrain", i, None) for i in range(counts.pretrain_videos))
+    for split, n in (("train", counts.train_clips), ("test", counts.test_clips)):
+        rng = np.random.default_rng([cfg.seed, SPLITS.index(split), 10_000_019])
+        digits = rng.permutation(np.arange(n) % 10)  # balanced classes for both tasks,
+        motions = rng.permutation(np.arange(n) % len(MOTIONS))  # drawn independently of each other
+        yield from ((split, i, (int(digits[i]), int(motions[i]))) for i in range(n))
+
+
+def _job(args: tuple) -> dict[str, Any]:
+    cfg, size, out_dir, split, index, assigned, known = args
+    images, labels = _digit_images()
+    pools = split_images(labels, cfg.seed, cfg.test_image_fraction)
+    rel = f"{split}/{split}_{index:05d}.mp4"
+    path = Path(out_dir) / rel
+    frames, audio, meta = make_video(cfg, split, index, pools[split], images, labels, assigned)
+    if not (known and path.exists() and sha256_file(path) == known):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_mp4(path, frames, audio, cfg.fps, cfg.audio_rate, cfg.keyframe_interval, cfg.crf)
+    entry = {
+        "id": f"{split}_{index:05d}", "split": split, "path": rel, "frames": int(len(frames)),
+        "fps": cfg.fps, "width": cfg.width, "height": cfg.height, "caption": meta["caption"],
+        "image_id": meta["image_id"], "sha256": sha256_file(path),
+    }
+    if split == "pretrain":  # unlabelled: the loaders never read these, kept for analysis only
+        entry["segments"] = [{"motion": MOTIONS[m], "colour": c} for m, c in zip(meta["motions"], meta["colours"])]
+        entry["segment_frames"] = cfg.segment_frames
+    else:
+        entry["labels"] = {"digit": meta["digit"], "motion": meta["motions"][0]}
+        entry["colour"] = meta["colours"][0]
+    return entry
+
+
+def prepare(cfg: MovingDigitsConfig, root: Path, size: str | None = None, workers: int | None = None,
+            progress: bool = True) -> Path:
+    """Generate (or finish generating) one size of the dataset; return its manifest path.
+
+    Files already present with the checksum the previous manifest recorded are kept, so a second
+    call, or one after an interruption, only writes what is missing. The manifest is written last
+    and atomically: its presence means the dataset is complete.
+    """
+    size = size or cfg.size
+    out = dataset_dir(cfg, root, size)
+    manifest = out / "manifest.json"
+    if manifest.exists():
+        return manifest
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / "partial.json"
+    known: dict[str, str] = {}
+    if partial.exists():
+        known = json.loads(partial.read_text())
+    jobs = [(cfg, size, str(out), s, i, a, known.get(f"{s}_{i:05d}")) for s, i, a in _plan(cfg, size)]
+    workers = workers or min(len(jobs), os.cpu_count() or 1, 8)
+    entries: list[dict] = []
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc=f"moving-digits[{size}]", unit="video", disable=not progress)
+    try:
+        if workers > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("spawn").Pool(workers) as pool:
+                for e in pool.imap(_job, jobs, chunksize=8):
+                    entries.append(e)
+                    bar.update()
+        else:
+            for j in jobs:
+                entries.append(_job(j))
+                bar.update()
+    finally:
+        bar.close()
+        if entries and len(entries) < len(jobs):
+            _atomic_json(partial, {**known, **{e["id"]: e["sha256"] for e in entries}})
+    body = {
+        "name": "moving-digits", "size": size, "format": FORMAT_VERSION, "fingerprint": cfg.fingerprint(size),
+        "config": {k: v for k, v in asdict(cfg).items() if k != "sizes"} | {"counts": asdict(cfg.counts(size))},
+        "tasks": {"digits-appearance": {"label": "digit", "classes": [str(d) for d in range(10)]},
+                  "digits-motion": {"label": "motion", "classes": MOTIONS, "reversed_pair": REVERSED}},
+        "videos": entries,
+    }
+    _atomic_json(manifest, body)
+    if partial.exists():
+        partial.unlink()
+    return manifest
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def load_manifest(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

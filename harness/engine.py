@@ -1,0 +1,291 @@
+"""The one training loop: optimiser, warm-up + cosine LR, clipping, precision, atomic checkpoints, resume.
+
+A checkpoint holds the method (encoder, heads, momentum targets), the optimiser, the schedule
+position, the RNG states and the step. The data order is a function of (seed, step), so a run
+killed at any point and resumed from its last checkpoint reaches the same weights as one that
+was never interrupted.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from harness.config import PretrainConfig, RunConfig
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN/inf; the message says where and which checkpoint is the last good one."""
+
+
+# ----------------------------------------------------------------------------- device, seeds
+
+
+def resolve_device(run: RunConfig) -> torch.device:
+    if run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("run.device='cuda' but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def use_bf16(cfg: PretrainConfig, device: torch.device) -> bool:
+    if cfg.precision == "bf16" and device.type != "cuda":
+        raise RuntimeError("pretrain.precision='bf16' needs CUDA; use 'auto' or 'fp32' on CPU")
+    return cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+
+
+def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    """Move to the device; on CUDA optionally switch convolutions to channels_last_3d."""
+    model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # static shapes: let cuDNN pick the fastest kernels
+        if channels_last:
+            model.to(memory_format=torch.channels_last_3d)
+            for m in model.modules():
+                if hasattr(m, "channels_last"):
+                    m.channels_last = True
+    return model
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+
+def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
+    """Weights decay and get LARS scaling; biases and norm parameters (ndim <= 1) get neither."""
+    decay, plain, seen = [], [], set()
+    for m in modules:
+        for p in m.parameters():
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (plain if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay, "lars": True},
+            {"params": plain, "weight_decay": 0.0, "lars": False}]
+
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017), as the ρ study uses.
+
+    Written by hand because torch has none. Per tensor, the step is scaled by
+    trust * |w| / (|g| + wd |w|); groups with `lars=False` (biases, BN) take plain SGD steps.
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 trust: float = 0.001, nesterov: bool = True):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      trust=trust, nesterov=nesterov, lars=True))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad
+                if g["weight_decay"]:
+                    d = d.add(p, alpha=g["weight_decay"])
+                if g["lars"]:
+                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(p.grad)
+                    scale = g["trust"] * w_norm / (g_norm + g["weight_decay"] * w_norm + 1e-12)
+                    d = d * torch.where((w_norm > 0) & (g_norm > 0), scale, torch.ones_like(scale))
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = d.clone()
+                else:
+                    buf.mul_(g["momentum"]).add_(d)
+                p.add_(d.add(buf, alpha=g["momentum"]) if g["nesterov"] else buf, alpha=-g["lr"])
+
+
+def build_optimizer(modules: Iterable[nn.Module], cfg: PretrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(modules, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        for g in groups:
+            g.pop("lars")
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    if cfg.optimizer == "adamw":
+        for g in groups:
+            g.pop("lars")
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return LARS(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up from ~0 over `warmup` steps, then half-cosine to 0 at `total`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(total - warmup, 1)
+    return base * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file in the same directory, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    s = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
+
+
+def set_rng_state(s: dict) -> None:
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class TrainStats:
+    """What a training run cost and how it ended; goes into the run record."""
+
+    steps: int = 0
+    total_steps: int = 0
+    seconds: float = 0.0
+    clips_per_s: float = 0.0
+    final_loss: float = float("nan")
+    resumed_from_step: int = 0
+    peak_memory_gb: float = 0.0
+    precision: str = "fp32"
+    bad_videos: dict[str, str] = field(default_factory=dict)
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+def train(
+    method: nn.Module,
+    make_loader: Callable[[int], Iterable[dict]],
+    total_steps: int,
+    clips_per_sample: int,
+    cfg: PretrainConfig,
+    device: torch.device,
+    ckpt_path: Path,
+    resume: bool,
+    on_bad: Callable[[list], None] = lambda bad: None,
+    fingerprint: str = "",
+    progress: bool = True,
+) -> TrainStats:
+    """Pre-train `method` for `total_steps`, checkpointing to `ckpt_path`.
+
+    `make_loader(start_step)` returns batches for steps start_step..total_steps-1.
+    """
+    bf16 = use_bf16(cfg, device)
+    prepare_model(method, device, cfg.channels_last)
+    modules = method.trainable_modules()
+    optimizer = build_optimizer(modules, cfg)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    stats = TrainStats(total_steps=total_steps, precision="bf16" if bf16 else "fp32")
+    per_epoch_hint = max(total_steps // max(cfg.epochs, 1), 1)
+    warmup = int(round(cfg.warmup_epochs * per_epoch_hint))
+    step = 0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") != fingerprint:
+            raise RuntimeError(f"{ckpt_path} belongs to another configuration; delete it or drop --resume")
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        step = state["step"]
+        stats.bad_videos = state.get("bad_videos", {})
+        stats.loss_curve = [tuple(x) for x in state.get("loss_curve", [])]
+        stats.resumed_from_step = step
+    forward = torch.compile(method.losses) if cfg.compile else method.losses
+
+    def save(at: int) -> None:
+        atomic_save({
+            "method": method.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": {"step": at, "total": total_steps, "warmup": warmup},
+            "rng": rng_state(), "step": at, "fingerprint": fingerprint,
+            "bad_videos": stats.bad_videos, "loss_curve": stats.loss_curve,
+        }, ckpt_path)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, initial=step, desc="pretrain", unit="step", disable=not progress,
+               dynamic_ncols=True, mininterval=2.0)
+    method.train()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t_start, timed_clips, t_timed = time.perf_counter(), 0, None
+    loss_sum, loss_n = 0.0, 0
+    try:
+        for batch in make_loader(step):
+            if batch.get("bad"):
+                on_bad(batch["bad"])
+            if "clips" not in batch:
+                continue
+            batch["clips"] = batch["clips"].to(device, non_blocking=True)
+            lr = lr_at(step, total_steps, warmup, cfg.lr)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = forward(batch)
+            loss = out["loss"].float()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at step {step} (lr {lr:.3g}); training stopped. "
+                    f"Last good checkpoint: {ckpt_path if ckpt_path.exists() else 'none yet'}. "
+                    "Lower pretrain.lr or enable pretrain.grad_clip.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                if not torch.isfinite(norm):
+                    raise NonFiniteLossError(f"gradient norm is {norm.item()} at step {step}; training stopped. "
+                                             f"Last good checkpoint: {ckpt_path if ckpt_path.exists() else 'none yet'}")
+            optimizer.step()
+            method.after_step(step / max(total_steps - 1, 1))
+            step += 1
+            loss_sum += loss.item()
+            loss_n += 1
+            n_clips = batch["clips"].shape[0] * clips_per_sample
+            if t_timed is None:  # the first step pays for warm-up and caches; time from the second
+                t_timed = time.perf_counter()
+            else:
+                timed_clips += n_clips
+            if step % cfg.log_every == 0 or step == total_steps:
+                stats.loss_curve.append((step, loss_sum / loss_n))
+                loss_sum, loss_n = 0.0, 0
+            if step % cfg.checkpoint_every == 0 or step == total_steps:
+                save(step)
+            rate = timed_clips / max(time.perf_counter() - t_timed, 1e-9) if timed_clips else 0.0
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}", clips_s=f"{rate:.0f}", refresh=False)
+            bar.update()
+    finally:
+        bar.close()
+    stats.steps = step
+    stats.seconds = time.perf_counter() - t_start
+    stats.clips_per_s = timed_clips / max(time.perf_counter() - t_timed, 1e-9) if t_timed and timed_clips else 0.0
+    stats.final_loss = stats.loss_curve[-1][1] if stats.loss_curve else float("nan")
+    if device.type == "cuda":
+        stats.peak_memory_gb = torch.cuda.max_memory_allocated() / 2**30
+    return stats

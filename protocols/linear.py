@@ -1,0 +1,155 @@
+"""Linear probe: frozen encoder, linear classifier on pooled features, multi-view test.
+
+Following the ρ study (§4, B.2): the encoder's weights stay frozen, its BatchNorm statistics are
+re-estimated on the task's training videos, and a linear layer is trained on pooled features
+with SGD + cosine LR; at test time the softmax scores of all temporal x spatial views are averaged.
+
+Where this differs, and why: features of the training clips are extracted once (centre crop,
+`train_views` temporal clips per video) instead of being recomputed under random crops every
+epoch, which makes the probe seconds instead of hours; features are standardised with training
+statistics so encoders with different feature scales get the same optimiser. Tasks that share
+videos (digits-appearance and digits-motion) share one extraction.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from harness.catalog import DATASETS, PROTOCOLS, TASKS
+from harness.config import ConfigError
+from harness.data.datasets import BadVideos, LabelledViews, VideoSet
+from harness.engine import use_bf16
+from protocols.base import EvalContext, Protocol, TaskResult, topk
+from protocols.multiview import Features, extract, recalibrate_bn
+
+
+@dataclass
+class LinearConfig:
+    """Paper: 60 epochs, cosine, warm-up 8 epochs, wd 0, 10 temporal x 3 spatial test views."""
+
+    tasks: list[str]
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: int
+    train_views: int  # temporal clips per training video (centre crop) used as training features
+    temporal_views: int
+    spatial_views: int
+    recompute_bn: bool
+    standardize: bool
+    feature_batch: int  # videos per encoder call during extraction
+
+    def validate(self) -> None:
+        if self.spatial_views not in (1, 3):
+            raise ConfigError(f"protocols.linear.spatial_views: 1 or 3, got {self.spatial_views}")
+        for k in ("epochs", "batch_size", "train_views", "temporal_views", "feature_batch"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"protocols.linear.{k}: must be >= 1, got {getattr(self, k)}")
+        if not self.tasks:
+            raise ConfigError("protocols.linear.tasks: name at least one task")
+
+
+def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearConfig, seed: int) -> nn.Linear:
+    """SGD (Nesterov 0.9) with warm-up + cosine on fixed features; the layer starts at N(0, 0.01)."""
+    from harness.engine import lr_at
+
+    g = torch.Generator().manual_seed(seed)
+    fc = nn.Linear(x.shape[1], n_classes)
+    nn.init.normal_(fc.weight, std=0.01, generator=g)
+    nn.init.zeros_(fc.bias)
+    opt = torch.optim.SGD(fc.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    per_epoch = max(len(x) // cfg.batch_size, 1)
+    total = cfg.epochs * per_epoch
+    step = 0
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for b in range(per_epoch):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, cfg.warmup_epochs * per_epoch, cfg.lr)
+            loss = nn.functional.cross_entropy(fc(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+    return fc
+
+
+@PROTOCOLS.register("linear")
+class Linear(Protocol):
+    config_class = LinearConfig
+    description = "frozen encoder + linear classifier, multi-view test (paper: K400, 10x3 views)"
+
+    def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
+        cfg, c = ctx.cfg, self.cfg
+        tasks = [TASKS.get(t) for t in c.tasks]
+        groups: dict[tuple, list] = {}
+        for t in tasks:  # tasks over the same videos share one feature extraction
+            groups.setdefault((t.dataset, t.train_split, t.test_split), []).append(t)
+        results = []
+        for (dataset, train_split, test_split), group in groups.items():
+            results += self._evaluate_group(encoder, ctx, dataset, train_split, test_split, group)
+        return results
+
+    def _split(self, ctx: EvalContext, dataset: str, split: str) -> VideoSet:
+        cfg = ctx.cfg
+        if dataset not in cfg.datasets:
+            raise ConfigError(f"task dataset {dataset!r} has no [datasets.{dataset}] section")
+        root, entries = DATASETS.get(dataset).split(cfg.datasets[dataset], cfg.cache_root(), split,
+                                                    progress=ctx.progress)
+        if not entries:
+            raise ConfigError(f"dataset {dataset!r} has no videos in split {split!r}")
+        return VideoSet(root, entries, cfg.data.cache_frames)
+
+    def _evaluate_group(self, encoder, ctx, dataset, train_split, test_split, tasks) -> list[TaskResult]:
+        cfg, c, dev = ctx.cfg, self.cfg, ctx.device
+        bf16 = use_bf16(cfg.pretrain, dev)
+        workers = cfg.data.num_workers
+        keys = sorted({t.label for t in tasks})
+        train_set, test_set = self._split(ctx, dataset, train_split), self._split(ctx, dataset, test_split)
+        bad = BadVideos(len(train_set) + len(test_set), cfg.data.max_bad_fraction)
+        train_ds = LabelledViews(train_set, cfg.backbone.clip, c.train_views, 1, keys)
+        test_ds = LabelledViews(test_set, cfg.backbone.clip, c.temporal_views, c.spatial_views, keys)
+        t0 = time.perf_counter()
+        encoder.to(dev).eval()
+        if c.recompute_bn:
+            recalibrate_bn(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16)
+        tr = extract(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16, "train features", ctx.progress)
+        te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad, bf16, "test features", ctx.progress)
+        t_feat = time.perf_counter() - t0
+        x_tr, x_te = tr.feats.flatten(0, 1), te.feats
+        if c.standardize:
+            mu, sd = x_tr.mean(0), x_tr.std(0).clamp_min(1e-6)
+            x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+        results = []
+        for t in tasks:
+            t1 = time.perf_counter()
+            y_tr = tr.labels[t.label].repeat_interleave(tr.feats.shape[1])
+            fc = train_linear(x_tr, y_tr, len(t.classes), c, cfg.run.seed)
+            results.append(self._score(t, fc, x_te, te, c, time.perf_counter() - t1, t_feat, tr, bad))
+        return results
+
+    @staticmethod
+    @torch.no_grad()
+    def _score(task, fc, x_te, te: Features, c: LinearConfig, t_fit, t_feat, tr: Features, bad) -> TaskResult:
+        n, v, _ = x_te.shape
+        probs = fc(x_te.flatten(0, 1)).softmax(-1).view(n, v, -1)
+        y = te.labels[task.label]
+        centre = (c.temporal_views // 2) * c.spatial_views + c.spatial_views // 2
+        one, allv = probs[:, centre], probs.mean(1)
+        metrics = {
+            "top1": topk(allv, y, 1), "top5": topk(allv, y, 5),
+            "top1_1view": topk(one, y, 1), "top5_1view": topk(one, y, 5),
+        }
+        return TaskResult(
+            task=task.name, metrics=metrics,
+            costs={"feature_seconds": t_feat, "fit_seconds": t_fit,
+                   "train_clips_per_s": tr.clips_per_s, "test_clips_per_s": te.clips_per_s},
+            counts={"train_videos": len(tr.feats), "test_videos": n, "views": v,
+                    "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
+            bad_videos=dict(bad.failed),
+        )
