@@ -224,7 +224,7 @@ def build(tp: Any, value: Any, path: str) -> Any:
         names = [f.name for f in dataclasses.fields(tp)]
         for k in value:
             if k not in names:
-                raise ConfigError(f"unknown key {path + '.' if path else ''}{k!r}" + _suggest(k, names))
+                raise ConfigError(f"unknown key '{path + '.' if path else ''}{k}'" + _suggest(k, names))
         kwargs = {}
         for f in dataclasses.fields(tp):
             sub = f"{path}.{f.name}" if path else f.name

@@ -73,9 +73,9 @@ def load_records(directory: Path) -> list[dict]:
 def records_frame(records: list[dict]) -> pd.DataFrame:
     """One row per (run, task) with the metrics flattened."""
     rows = []
-    for r in records:
+    for n, r in enumerate(records):
         for t in r.get("results", []):
-            rows.append({"id": r["id"], "time": r.get("finished"), "profile": r["profile"], "method": r["method"],
+            rows.append({"id": r.get("id", f"run{n}"), "time": r.get("finished"), "profile": r["profile"], "method": r["method"],
                          "protocol": r["protocol"], "backbone": r.get("backbone"), "seed": r.get("seed"),
                          "task": t["task"], **t["metrics"]})
     return pd.DataFrame(rows)

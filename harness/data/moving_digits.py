@@ -15,6 +15,7 @@ files with an AAC audio track, a caption per clip and a JSON manifest with check
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -98,6 +99,7 @@ class MovingDigitsConfig:
 # ----------------------------------------------------------------------------- rendering
 
 
+@functools.lru_cache(maxsize=1)
 def _digit_images() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
@@ -299,6 +301,7 @@ def write_mp4(path: Path, frames: np.ndarray, audio: np.ndarray | None, fps: int
         as_ = None
         if audio is not None:
             as_ = out.add_stream("aac", rate=audio_rate, layout="mono")
+            as_.options = {"aac_coder": "fast"}  # 2.5x faster than the default two-loop search
         for i, f in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(f, format="rgb24")
             vf.pts = i

@@ -1,0 +1,36 @@
+# Two commands matter: `make demo` and `make test`. Both create .venv on first use.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+TORCH   ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test test-fast install clean-runs help
+
+help:
+	@echo "make demo   - install, prepare moving-digits, pre-train rho_byol, score it and random_init, print the leaderboard"
+	@echo "make test   - install if needed, run the test suite"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bench data prepare moving-digits
+	$(BIN)/bench run --method rho_byol --protocol linear
+	$(BIN)/bench run --method random_init --protocol linear
+	$(BIN)/bench leaderboard --profile embedded
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=10
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+clean-runs:
+	rm -rf results/runs

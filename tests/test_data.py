@@ -1,0 +1,171 @@
+"""The embedded dataset and the video data path: real files, decoding, samplers, broken files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from harness.config import load_config
+from harness.data import moving_digits as md
+from harness.data import sampling
+from harness.data.datasets import BadVideos, DataError, EpochBatches, LabelledViews, PretrainClips, VideoSet
+from harness.data.video import VideoDecodeError, decode_frames, probe, read_audio
+
+
+@pytest.fixture(scope="module")
+def manifest(ci_manifest):
+    return json.loads(ci_manifest.read_text()), ci_manifest.parent
+
+
+def test_generated_files_round_trip(manifest):
+    body, root = manifest
+    cfg = load_config("ci").datasets["moving-digits"]
+    counts = cfg.counts()
+    by_split = {s: [v for v in body["videos"] if v["split"] == s] for s in md.SPLITS}
+    assert [len(by_split[s]) for s in md.SPLITS] == [counts.pretrain_videos, counts.train_clips, counts.test_clips]
+    for v in (by_split["pretrain"][0], by_split["test"][-1]):
+        path = root / v["path"]
+        info = probe(path)
+        assert (info.num_frames, info.width, info.height, info.has_audio) == (v["frames"], 40, 32, True)
+        frames = decode_frames(path)
+        assert frames.shape == (v["frames"], 32, 40, 3) and frames.dtype == np.uint8
+        audio, rate = read_audio(path)
+        assert rate == cfg.audio_rate and abs(len(audio) / rate - v["frames"] / cfg.fps) < 0.2
+        assert np.abs(audio).max() > 0.05  # a real tone, not silence
+        assert md.sha256_file(path) == v["sha256"]
+        assert v["caption"] and v["caption"].endswith(".")
+    assert by_split["pretrain"][0]["frames"] == cfg.pretrain_segments * cfg.segment_frames
+    assert "labels" not in by_split["pretrain"][0]  # pre-training videos are unlabelled
+
+
+def test_decoded_frames_match_rendered(manifest):
+    """The codec keeps the picture: decoded frames are close to what the generator rendered."""
+    body, root = manifest
+    cfg = load_config("ci").datasets["moving-digits"]
+    v = next(x for x in body["videos"] if x["split"] == "train")
+    images, labels = md._digit_images()
+    pools = md.split_images(labels, cfg.seed, cfg.test_image_fraction)
+    rendered, _, meta = md.make_video(cfg, "train", 0, pools["train"], images, labels,
+                                      (v["labels"]["digit"], v["labels"]["motion"]))
+    assert meta["digit"] == v["labels"]["digit"] and meta["image_id"] == v["image_id"]
+    decoded = decode_frames(root / v["path"])
+    assert np.abs(decoded.astype(int) - rendered).mean() < 12
+
+
+def test_labels_balanced_and_test_images_disjoint(manifest):
+    body, _ = manifest
+    train = [v for v in body["videos"] if v["split"] == "train"]
+    test = [v for v in body["videos"] if v["split"] == "test"]
+    assert np.bincount([v["labels"]["digit"] for v in train], minlength=10).min() == len(train) // 10
+    assert np.bincount([v["labels"]["motion"] for v in train], minlength=10).min() == len(train) // 10
+    test_imgs = {v["image_id"] for v in test}
+    other = {v["image_id"] for v in body["videos"] if v["split"] != "test"}
+    assert test_imgs and not (test_imgs & other)
+
+
+def test_generation_is_deterministic():
+    cfg = load_config("ci").datasets["moving-digits"]
+    images, labels = md._digit_images()
+    pool = md.split_images(labels, cfg.seed, cfg.test_image_fraction)["pretrain"]
+    a = md.make_video(cfg, "pretrain", 3, pool, images, labels, None)
+    b = md.make_video(cfg, "pretrain", 3, pool, images, labels, None)
+    c = md.make_video(cfg, "pretrain", 4, pool, images, labels, None)
+    assert np.array_equal(a[0], b[0]) and a[2] == b[2] and not np.array_equal(a[0], c[0])
+    # ρ clips of one pre-training video share the digit but not the look: colours/backgrounds change
+    segs = np.split(a[0], cfg.pretrain_segments)
+    assert not np.array_equal(segs[0][0], segs[1][0])
+
+
+@pytest.mark.parametrize("motion", range(len(md.MOTIONS)))
+def test_time_reversal_swaps_motion_pairs(motion):
+    """Playing a digits-motion clip backwards gives exactly the clip of its paired class."""
+    cfg = load_config("ci").datasets["moving-digits"]
+    images, _ = md._digit_images()
+    rng = np.random.default_rng(motion)
+    seg = md._random_segment(rng, cfg, motion, cfg.labelled_frames, 22.0)
+    fwd, _ = md.render_segment(images[5], seg, cfg.height, cfg.width)
+    seg.motion = md.REVERSED[motion]
+    back, _ = md.render_segment(images[5], seg, cfg.height, cfg.width)
+    assert md.REVERSED[md.REVERSED[motion]] == motion and md.REVERSED[motion] != motion
+    assert np.array_equal(fwd[::-1], back)
+    assert not np.array_equal(fwd, back)  # and the pair is not the same clip: one frame can't tell,
+    assert {fwd[0].tobytes(), fwd[-1].tobytes()} == {back[0].tobytes(), back[-1].tobytes()}  # the order can
+
+
+def test_union_decode_equals_full_decode(manifest):
+    body, root = manifest
+    path = root / body["videos"][0]["path"]
+    full = decode_frames(path)
+    rng = np.random.default_rng(0)
+    for gap in (4, 32):
+        for _ in range(5):
+            idx = rng.integers(0, len(full) + 5, size=int(rng.integers(1, 20)))
+            assert np.array_equal(decode_frames(path, idx, seek_gap=gap), full[np.minimum(idx, len(full) - 1)])
+
+
+def test_clip_samplers():
+    assert sampling.clip_span(8, 8) == 57
+    assert sampling.clip_indices(10, 4, 2, 100).tolist() == [10, 12, 14, 16]
+    assert sampling.clip_indices(10, 4, 2, 14).tolist() == [10, 12, 13, 13]  # clamped to the last frame
+    assert sampling.uniform_clip_starts(64, 8, 2, 1) == [24]  # centre clip of the free range 0..49
+    starts = sampling.uniform_clip_starts(300, 8, 8, 10)
+    assert len(starts) == 10 and starts == sorted(starts) and starts[0] > 0 and starts[-1] <= 300 - 57
+    rng = np.random.default_rng(0)
+    s = sampling.random_clip_starts(64, 8, 2, 1000, rng)
+    assert min(s) == 0 and max(s) == 64 - 15  # uniform over the whole video, clip fully inside
+    assert sampling.random_clip_starts(5, 8, 2, 3, rng) == [0, 0, 0]
+
+
+def test_pretrain_clips_are_deterministic_per_key(manifest):
+    body, root = manifest
+    cfg = load_config("ci")
+    vids = VideoSet(root, [v for v in body["videos"] if v["split"] == "pretrain"], cache_frames=False)
+    ds = PretrainClips(vids, cfg.backbone.clip, cfg.augment, rho=2, seed=0)
+    a, b, c = ds[(0, 3)], ds[(0, 3)], ds[(1, 3)]
+    assert a["clips"].shape == (2, 3, 8, 32, 32)
+    assert torch.equal(a["clips"], b["clips"]) and not torch.equal(a["clips"], c["clips"])
+    assert not torch.equal(a["clips"][0], a["clips"][1])
+    ds1 = PretrainClips(vids, cfg.backbone.clip, cfg.augment, rho=1, seed=0)
+    assert ds1[(0, 3)]["clips"].shape[0] == 2  # ρ=1: two augmentations of one clip
+
+
+def test_labelled_views_shape(manifest):
+    body, root = manifest
+    cfg = load_config("ci")
+    vids = VideoSet(root, [v for v in body["videos"] if v["split"] == "test"], cache_frames=True)
+    item = LabelledViews(vids, cfg.backbone.clip, 3, 3, ["digit", "motion"])[0]
+    assert item["views"].shape == (9, 3, 8, 32, 32)
+    assert item["labels"] == body["videos"][[v["split"] for v in body["videos"]].index("test")]["labels"]
+    views = item["views"]
+    assert not torch.equal(views[0], views[1])  # left vs centre crop of a 40-wide frame
+
+
+def test_epoch_batches_resume_matches():
+    full = list(EpochBatches(50, 8, 3, seed=1))
+    assert len(full) == 3 * 6 and all(len(b) == 8 for b in full)
+    assert list(EpochBatches(50, 8, 3, seed=1, start_step=7)) == full[7:]
+    assert {i for _, i in full[0]} != {i for _, i in full[6]}  # reshuffled every epoch
+    with pytest.raises(DataError, match="fewer than one batch"):
+        EpochBatches(4, 8, 1, seed=0)
+
+
+def test_broken_video_is_skipped_and_counted(manifest, tmp_path):
+    body, root = manifest
+    cfg = load_config("ci")
+    entries = [dict(v) for v in body["videos"] if v["split"] == "test"][:4]
+    (tmp_path / "test").mkdir()
+    for e in entries:
+        (tmp_path / e["path"]).write_bytes((root / e["path"]).read_bytes())
+    (tmp_path / entries[1]["path"]).write_bytes(b"\x00not a video" * 50)
+    with pytest.raises(VideoDecodeError, match=entries[1]["path"].split("/")[-1]):
+        decode_frames(tmp_path / entries[1]["path"])
+    ds = LabelledViews(VideoSet(tmp_path, entries, cache_frames=False), cfg.backbone.clip, 1, 1, ["digit"])
+    assert "bad" in ds[1] and "views" in ds[0]
+    bad = BadVideos(total=4, max_fraction=0.3)
+    with pytest.warns(UserWarning, match="skipping unreadable video"):
+        bad.add(ds[1]["bad"], ds[1]["error"])
+    assert len(bad.failed) == 1
+    with pytest.raises(DataError, match="2 of 4 videos could not be decoded"):
+        bad.add("other.mp4", "boom")
