@@ -4,11 +4,13 @@ its encoder. The engine owns everything else (optimiser, schedule, precision, ch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
-from harness.backbones import Encoder
+if TYPE_CHECKING:  # a type only: importing harness.backbones here would close an import cycle
+    from harness.backbones import Encoder
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ COLOURS = {
     "purple": (130, 50, 200), "black": (15, 15, 15),
 }
 SPLITS = ("pretrain", "train", "test")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -62,7 +62,8 @@ class MovingDigitsConfig:
     width: int
     height: int
     fps: int
-    digit_size: list[int]  # [min, max] rendered digit height in pixels
+    digit_size: list[int]  # [min, max] rendered digit height in pixels, drawn per segment
+    texture_contrast: list[float]  # [min, max] background texture contrast (nuisance strength)
     pretrain_segments: int
     segment_frames: int
     labelled_frames: int
@@ -116,10 +117,15 @@ def split_images(labels: np.ndarray, seed: int, test_fraction: float) -> dict[st
     return {"pretrain": np.sort(rest), "train": np.sort(rest), "test": np.sort(test)}
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A random textured background (float32 HxWx3 in [0, 1]): gradient, stripes, checks or blobs."""
+def _background(rng: np.random.Generator, h: int, w: int, contrast: list[float]) -> np.ndarray:
+    """A random textured background (float32 HxWx3 in [0, 1]): gradient, stripes, checks or blobs.
+
+    `contrast` bounds how far the texture's second colour lies from its first: the nuisance
+    strength. At full contrast a random encoder sees mostly texture and no method learns digits.
+    """
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    c1, c2 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+    c1 = rng.uniform(0, 1, 3)
+    c2 = c1 + (rng.uniform(0, 1, 3) - c1) * rng.uniform(*contrast)
     kind = rng.integers(4)
     if kind == 0:  # gradient
         ang = rng.uniform(0, 2 * math.pi)
@@ -212,7 +218,7 @@ def render_segment(img: np.ndarray, seg: Segment, h: int, w: int) -> tuple[np.nd
 
 def _random_segment(rng: np.random.Generator, cfg: MovingDigitsConfig, motion: int, frames: int, size: float) -> Segment:
     w, h = cfg.width, cfg.height
-    bg = _background(rng, h, w)
+    bg = _background(rng, h, w, cfg.texture_contrast)
     # a digit colour that stands out from this background
     mean = bg.mean((0, 1)) * 255
     names = list(COLOURS)
@@ -255,7 +261,6 @@ def make_video(cfg: MovingDigitsConfig, split: str, index: int, image_ids: np.nd
                images: np.ndarray, labels: np.ndarray, assigned: tuple[int, int] | None):
     """Render one video of a split: (frames, audio, metadata). Deterministic in (seed, split, index)."""
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
-    size = rng.uniform(*cfg.digit_size)
     if split == "pretrain":
         img_id = int(rng.choice(image_ids))
         n_seg, seg_frames = cfg.pretrain_segments, cfg.segment_frames
@@ -268,6 +273,7 @@ def make_video(cfg: MovingDigitsConfig, split: str, index: int, image_ids: np.nd
     digit = int(labels[img_id])
     chunks, louds, segs = [], [], []
     for m in motions:
+        size = rng.uniform(*cfg.digit_size)  # per segment: only the digit's shape persists
         seg = _random_segment(rng, cfg, m, seg_frames, size)
         f, l = render_segment(images[img_id], seg, cfg.height, cfg.width)
         chunks.append(f)
