@@ -174,7 +174,9 @@ class EpochBatches(Sampler):
         return self.total_steps - self.start
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        perm, perm_epoch = None, -1
         for step in range(self.start, self.total_steps):
             epoch, b = divmod(step, self.per_epoch)
-            perm = np.random.default_rng([self.seed, 99, epoch]).permutation(self.n)
+            if epoch != perm_epoch:  # one permutation per epoch, not per step
+                perm, perm_epoch = np.random.default_rng([self.seed, 99, epoch]).permutation(self.n), epoch
             yield [(epoch, int(i)) for i in perm[b * self.batch:(b + 1) * self.batch]]
