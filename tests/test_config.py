@@ -42,6 +42,8 @@ def test_pretrain_hash_tracks_what_shapes_the_encoder():
     ("augment.flip_p=1.5", "augment.flip_p: a probability in [0, 1]"),
     ("protocol.tasks=['digits-colour']", "unknown task 'digits-colour'"),
     ("nosuch.key=1", "no section 'nosuch'"),
+    ("datasets.moving-digits.texture_contrast=[0.5]", "texture_contrast: need [min, max] with 0 <= min <= max <= 1"),
+    ("datasets.moving-digits.digit_size=[30,20]", "digit_size: need [min, max] with 0 < min <= max <= height"),
     ("pretrain.lr", "expected key=value"),
 ])
 def test_config_errors_say_what_and_allowed(override, message):

@@ -81,8 +81,12 @@ class MovingDigitsConfig:
             raise ConfigError("datasets.moving-digits: width and height must be even (H.264 4:2:0)")
         if not 0 < self.test_image_fraction < 1:
             raise ConfigError("datasets.moving-digits.test_image_fraction must be in (0, 1)")
-        if self.digit_size[0] > self.digit_size[1] or self.digit_size[1] > self.height:
-            raise ConfigError("datasets.moving-digits.digit_size: need min <= max <= height")
+        if len(self.digit_size) != 2 or not 0 < self.digit_size[0] <= self.digit_size[1] <= self.height:
+            raise ConfigError(f"datasets.moving-digits.digit_size: need [min, max] with 0 < min <= max <= height "
+                              f"({self.height}), got {self.digit_size}")
+        c = self.texture_contrast
+        if len(c) != 2 or not 0 <= c[0] <= c[1] <= 1:
+            raise ConfigError(f"datasets.moving-digits.texture_contrast: need [min, max] with 0 <= min <= max <= 1, got {c}")
 
     def counts(self, size: str | None = None) -> MovingDigitsSize:
         return self.sizes[size or self.size]
