@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from harness import catalog
 from harness.backbones import build_encoder
 from harness.config import Config
-from harness.data.datasets import BadVideos, EpochBatches, PretrainClips, VideoSet, collate
+from harness.data.datasets import BadVideos, EpochBatches, PretrainClips, VideoSet
 from harness.engine import atomic_save, resolve_device, seed_everything, train
 from harness.results import git_commit, versions, write_record
 from protocols.base import EvalContext
@@ -55,7 +55,7 @@ def pretrain(cfg: Config, method, device: torch.device, resume: bool, progress: 
 
     def make_loader(start: int):
         sampler = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed, start)
-        return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
+        return DataLoader(data, batch_sampler=sampler, collate_fn=data.collate, num_workers=cfg.data.num_workers,
                           pin_memory=device.type == "cuda", persistent_workers=False)
 
     def on_bad(items):

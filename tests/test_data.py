@@ -123,12 +123,44 @@ def test_pretrain_clips_are_deterministic_per_key(manifest):
     cfg = load_config("ci")
     vids = VideoSet(root, [v for v in body["videos"] if v["split"] == "pretrain"], cache_frames=False)
     ds = PretrainClips(vids, cfg.backbone.clip, cfg.augment, rho=2, seed=0)
-    a, b, c = ds[(0, 3)], ds[(0, 3)], ds[(1, 3)]
-    assert a["clips"].shape == (2, 3, 8, 32, 32)
-    assert torch.equal(a["clips"], b["clips"]) and not torch.equal(a["clips"], c["clips"])
-    assert not torch.equal(a["clips"][0], a["clips"][1])
+    a, b, c = (ds.collate([ds[k]])["clips"][0] for k in [(0, 3), (0, 3), (1, 3)])
+    assert a.shape == (2, 3, 8, 32, 32) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(a[0], a[1])
+    batch = ds.collate([ds[(0, 5)], ds[(0, 3)]])  # a clip's augmentation does not depend on its batch
+    assert torch.allclose(batch["clips"][1], a, atol=1e-6) and batch["index"].tolist() == [5, 3]
     ds1 = PretrainClips(vids, cfg.backbone.clip, cfg.augment, rho=1, seed=0)
     assert ds1[(0, 3)]["clips"].shape[0] == 2  # ρ=1: two augmentations of one clip
+
+
+def test_batched_colour_augment_matches_torchvision():
+    """The batched colour jitter / grayscale / blur equals torchvision's per-clip functional ops."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from harness.data.transforms import ColourAugment
+
+    cfg = load_config("embedded")
+    aug = ColourAugment(cfg.augment, cfg.backbone.clip)
+    torch.manual_seed(0)
+    clips = torch.randint(0, 256, (6, 4, 3, 16, 16), dtype=torch.uint8)
+    clips[0, :, :, :4, :4] = 128  # grey pixels: hue undefined, must pass through
+    params = torch.stack([aug.draw() for _ in range(6)])
+    params[0] = torch.tensor([1.3, 0.7, 1.5, 0.1, 3, 1, 0, 2, 1, 0.8])  # every op, in a shuffled order
+    params[1] = torch.tensor([0.6, 1.4, 0.5, -0.12, 0, 1, 2, 3, 0, 0.0])
+    params[2] = torch.tensor([1.0, 1.0, 1.0, 0.0, 0, 1, 2, 3, 0, 0.0])  # identity
+    out = aug(clips, params)
+    for n in range(6):
+        x, p = clips[n].float() / 255, params[n].tolist()
+        ops = [lambda y: TF.adjust_brightness(y, p[0]), lambda y: TF.adjust_contrast(y, p[1]),
+               lambda y: TF.adjust_saturation(y, p[2]), lambda y: TF.adjust_hue(y, p[3])]
+        for k in p[4:8]:
+            x = ops[int(k)](x)
+        if p[8]:
+            x = TF.rgb_to_grayscale(x, num_output_channels=3)
+        if p[9]:
+            x = TF.gaussian_blur(x, [aug.kernel, aug.kernel], [p[9], p[9]])
+        torch.testing.assert_close(out[n], x, atol=1e-5, rtol=0, msg=f"clip {n} with {p}")
+    assert torch.equal(out[2], clips[2].float() / 255)
 
 
 def test_labelled_views_shape(manifest):

@@ -16,7 +16,8 @@ from torch.utils.data import Dataset, Sampler
 
 from harness.config import AugmentConfig, ClipConfig
 from harness.data import sampling
-from harness.data.transforms import Normalize, pretrain_augment, resize_short_side, spatial_crops, to_video
+from harness.data.transforms import (ColourAugment, Normalize, pretrain_geometry, resize_short_side, spatial_crops,
+                                     to_video)
 from harness.data.video import VideoDecodeError, decode_frames
 
 
@@ -77,12 +78,17 @@ def _sample_seed(*keys: int) -> int:
 
 
 class PretrainClips(Dataset):
-    """One item = `views` augmented clips of one video (ρ clips; ρ=1 gives two augmentations of one clip)."""
+    """One item = `views` augmented clips of one video (ρ clips; ρ=1 gives two augmentations of one clip).
+
+    Items hold cropped uint8 clips and each clip's colour parameters; `collate` applies the colour
+    augmentation to the whole batch at once and normalises (use it as the DataLoader's collate_fn).
+    """
 
     def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int):
         self.videos, self.clip, self.rho, self.seed = videos, clip, rho, seed
         self.views = max(rho, 2)
-        self.augment = pretrain_augment(aug, clip)
+        self.geometry = pretrain_geometry(aug, clip)
+        self.colour = ColourAugment(aug, clip)
         self.normalize = Normalize(clip.mean, clip.std)
 
     def __len__(self) -> int:
@@ -101,13 +107,22 @@ class PretrainClips(Dataset):
         except VideoDecodeError as e:
             return {"bad": str(self.videos.path(i)), "error": str(e)}
         T = self.clip.frames
-        clips = []
+        clips, colour = [], []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_sample_seed(self.seed, epoch, i, 1))
             for v in range(self.views):
-                video = to_video(frames[v * T:(v + 1) * T])
-                clips.append(self.normalize(self.augment(video)))
-        return {"clips": torch.stack(clips), "index": i}
+                clips.append(self.geometry(to_video(frames[v * T:(v + 1) * T])).as_subclass(torch.Tensor))
+                colour.append(self.colour.draw())
+        return {"clips": torch.stack(clips), "colour": torch.stack(colour), "index": i}
+
+    def collate(self, items: list[dict]) -> dict:
+        """Batch items, then colour-augment and normalise all their clips in one go: (B, V, C, T, H, W)."""
+        out = collate(items)
+        if "clips" in out:
+            b, v = out["clips"].shape[:2]
+            x = self.colour(out["clips"].flatten(0, 1), out.pop("colour").flatten(0, 1))
+            out["clips"] = self.normalize(x).unflatten(0, (b, v))
+        return out
 
 
 class LabelledViews(Dataset):
@@ -145,7 +160,7 @@ def collate(items: list[dict]) -> dict:
     if not good:
         return out
     out["index"] = torch.tensor([x["index"] for x in good])
-    for key in ("clips", "views"):
+    for key in ("clips", "views", "colour"):
         if key in good[0]:
             out[key] = torch.stack([x[key] for x in good])
     if "labels" in good[0]:

@@ -1,12 +1,14 @@
-"""Clip transforms on uint8 tensors with torchvision.transforms.v2.
+"""Clip transforms: torchvision.transforms.v2 per clip for geometry, batched tensor ops for colour.
 
 A clip is a `tv_tensors.Video` of shape (T, C, H, W); v2 draws random parameters once per call,
-so every frame of a clip gets the same crop, flip and colour change, and each clip its own.
+so every frame of a clip gets the same crop and flip, and each clip its own. Colour jitter,
+grayscale and blur are drawn per clip too but applied to a whole batch at once (`ColourAugment`).
 Output clips are float (C, T, H, W), normalised with the encoder's mean/std.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -20,28 +22,129 @@ def to_video(frames) -> tv_tensors.Video:
 
 
 class Normalize:
-    """uint8 (T, C, H, W) -> float (C, T, H, W) with per-channel mean/std (values on the 0-1 scale)."""
+    """(..., T, C, H, W) uint8, or float on the 0-1 scale -> float (..., C, T, H, W) with per-channel mean/std."""
 
     def __init__(self, mean, std):
         self.mean = torch.tensor(mean).view(3, 1, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1, 1)
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
-        x = video.permute(1, 0, 2, 3).float().div_(255)
-        return (x - self.mean) / self.std
+        x = video.float().div_(255) if video.dtype == torch.uint8 else video
+        return (x.transpose(-4, -3) - self.mean) / self.std
 
 
-def pretrain_augment(aug: AugmentConfig, clip: ClipConfig) -> v2.Compose:
-    """The ρ-methods' per-clip augmentation: random resized crop, flip, colour jitter, grayscale, blur."""
-    b, c, s, h = aug.jitter
-    k = max(3, (clip.crop_size // 10) | 1)  # odd kernel about a tenth of the crop, as in SimCLR
+def pretrain_geometry(aug: AugmentConfig, clip: ClipConfig) -> v2.Compose:
+    """The per-clip geometric part of the ρ-methods' augmentation: random resized crop and flip."""
     return v2.Compose([
         v2.RandomResizedCrop(clip.crop_size, scale=tuple(aug.crop_scale), ratio=tuple(aug.crop_ratio), antialias=True),
         v2.RandomHorizontalFlip(aug.flip_p),
-        v2.RandomApply([v2.ColorJitter(b, c, s, h)], p=aug.jitter_p),
-        v2.RandomGrayscale(aug.grayscale_p),
-        v2.RandomApply([v2.GaussianBlur(k, sigma=tuple(aug.blur_sigma))], p=aug.blur_p),
     ])
+
+
+# Layout of one clip's colour parameters: jitter factors, the order the four jitter ops run in,
+# grayscale flag, blur sigma (0: no blur). Identity values when an op is not drawn.
+_B, _C, _S, _H, _ORDER, _GRAY, _SIGMA = 0, 1, 2, 3, slice(4, 8), 8, 9
+NUM_COLOUR_PARAMS = 10
+_LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) -> (..., 1, H, W) luma."""
+    r, g, b = x.unbind(-3)
+    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(-3)
+
+
+def _per_clip(v: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, 1, 1, 1, 1)
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    return (ratio * a + (1 - ratio) * b).clamp_(0, 1)
+
+
+def _adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate hue by `shift` (fraction of a turn) per clip, through HSV as torchvision does."""
+    r, g, b = x.unbind(-3)
+    maxc, imax = x.max(-3)
+    delta = maxc - x.min(-3).values  # = value * saturation
+    inv = 1.0 / torch.where(delta > 0, delta, 1.0)
+    num = torch.where(imax == 0, g - b, torch.where(imax == 1, b - r, r - g))  # signed, in the max's sector
+    h = (num * inv + imax * 2.0) / 6 + shift.view(-1, 1, 1, 1)
+    h6 = (h - h.floor()) * 6
+    out = torch.empty_like(x)
+    for c, n in enumerate((5.0, 3.0, 1.0)):  # hsv -> rgb: v - v*s*clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6
+        k = h6 + n
+        k = torch.where(k >= 6, k - 6, k)
+        out[..., c, :, :] = maxc - delta * torch.minimum(k, 4 - k).clamp_(0, 1)
+    return out
+
+
+def _blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
+    """Separable Gaussian blur with one sigma per clip (reflect padding, as torchvision)."""
+    n, t, c, h, w = x.shape
+    half = (k - 1) / 2
+    grid = torch.linspace(-half, half, k, dtype=x.dtype)
+    ker = torch.exp(-0.5 * (grid / sigma.view(-1, 1)) ** 2)
+    ker = (ker / ker.sum(1, keepdim=True)).repeat_interleave(t * c, 0)  # (n*t*c, k)
+    y = x.reshape(1, n * t * c, h, w)
+    p = k // 2
+    y = F.conv2d(F.pad(y, (p, p, 0, 0), mode="reflect"), ker.view(-1, 1, 1, k), groups=n * t * c)
+    y = F.conv2d(F.pad(y, (0, 0, p, p), mode="reflect"), ker.view(-1, 1, k, 1), groups=n * t * c)
+    return y.view(n, t, c, h, w)
+
+
+class ColourAugment:
+    """Colour jitter, grayscale and blur for a whole batch of clips at once, one draw per clip.
+
+    torchvision's v2 transforms draw one set of parameters per call, so running them clip by clip
+    cost 2-3 ms per 8-frame clip on a CPU core (hue alone half of that): about 40% of a CPU
+    pre-training step. Here each clip's parameters are drawn in the dataset (`draw`, keyed by the
+    sample seed like everything else) and applied to the batch in a few tensor ops (`__call__`).
+    The distributions follow v2.ColorJitter / RandomGrayscale / GaussianBlur.
+    """
+
+    def __init__(self, aug: AugmentConfig, clip: ClipConfig):
+        self.aug = aug
+        self.kernel = max(3, (clip.crop_size // 10) | 1)  # odd kernel about a tenth of the crop, as SimCLR
+
+    def draw(self) -> torch.Tensor:
+        """One clip's parameters from torch's current RNG (callers seed it per sample)."""
+        a = self.aug
+        p = torch.tensor([1.0, 1.0, 1.0, 0.0, 0, 1, 2, 3, 0.0, 0.0])
+        if torch.rand(()) < a.jitter_p:
+            for i, f in zip((_B, _C, _S), a.jitter[:3]):
+                p[i] = torch.empty(()).uniform_(max(0.0, 1 - f), 1 + f)
+            p[_H] = torch.empty(()).uniform_(-a.jitter[3], a.jitter[3])
+            p[_ORDER] = torch.randperm(4).float()
+        if torch.rand(()) < a.grayscale_p:
+            p[_GRAY] = 1.0
+        if torch.rand(()) < a.blur_p:
+            p[_SIGMA] = torch.empty(()).uniform_(*a.blur_sigma)
+        return p
+
+    def __call__(self, clips: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, T, 3, H, W) and (N, NUM_COLOUR_PARAMS) -> float (N, T, 3, H, W) in [0, 1]."""
+        x = clips.float().div_(255)
+        ops = (
+            lambda y, q: (y * _per_clip(q[:, _B])).clamp_(0, 1),
+            lambda y, q: _blend(y, _gray(y).mean((-3, -2, -1), keepdim=True), _per_clip(q[:, _C])),
+            lambda y, q: _blend(y, _gray(y), _per_clip(q[:, _S])),
+            lambda y, q: _adjust_hue(y, q[:, _H]),
+        )
+        order = params[:, _ORDER].long()
+        jittered = (params[:, :_H] != 1).any(1) | (params[:, _H] != 0)
+        for pos in range(4):  # each clip runs the four ops in its own order, as v2.ColorJitter
+            for k, op in enumerate(ops):
+                sel = (jittered & (order[:, pos] == k)).nonzero().flatten()
+                if len(sel):
+                    x[sel] = op(x[sel], params[sel])
+        gray = params[:, _GRAY] > 0
+        if gray.any():
+            x[gray] = _gray(x[gray]).expand_as(x[gray]).clone()
+        blur = (params[:, _SIGMA] > 0).nonzero().flatten()
+        if len(blur):
+            x[blur] = _blur(x[blur], params[blur, _SIGMA], self.kernel)
+        return x
 
 
 def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
