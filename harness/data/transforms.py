@@ -41,10 +41,9 @@ def pretrain_geometry(aug: AugmentConfig, clip: ClipConfig) -> v2.Compose:
     ])
 
 
-# Layout of one clip's colour parameters: jitter factors, the order the four jitter ops run in,
+# Layout of one clip's 10 colour parameters: jitter factors, the order the four jitter ops run in,
 # grayscale flag, blur sigma (0: no blur). Identity values when an op is not drawn.
 _B, _C, _S, _H, _ORDER, _GRAY, _SIGMA = 0, 1, 2, 3, slice(4, 8), 8, 9
-NUM_COLOUR_PARAMS = 10
 _LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 
 
@@ -123,7 +122,7 @@ class ColourAugment:
         return p
 
     def __call__(self, clips: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, T, 3, H, W) and (N, NUM_COLOUR_PARAMS) -> float (N, T, 3, H, W) in [0, 1]."""
+        """uint8 (N, T, 3, H, W) and (N, 10) parameters from `draw` -> float (N, T, 3, H, W) in [0, 1]."""
         x = clips.float().div_(255)
         ops = (
             lambda y, q: (y * _per_clip(q[:, _B])).clamp_(0, 1),
@@ -140,7 +139,7 @@ class ColourAugment:
                     x[sel] = op(x[sel], params[sel])
         gray = params[:, _GRAY] > 0
         if gray.any():
-            x[gray] = _gray(x[gray]).expand_as(x[gray]).clone()
+            x[gray] = _gray(x[gray]).expand(-1, -1, 3, -1, -1)
         blur = (params[:, _SIGMA] > 0).nonzero().flatten()
         if len(blur):
             x[blur] = _blur(x[blur], params[blur, _SIGMA], self.kernel)
