@@ -65,17 +65,27 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -
 # ----------------------------------------------------------------------------- optimisation
 
 
-def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
-    """Weights decay and get LARS scaling; biases and norm parameters (ndim <= 1) get neither."""
-    decay, plain, seen = [], [], set()
-    for m in modules:
+def param_groups(modules: Iterable[nn.Module], weight_decay: float,
+                 lr_scales: Iterable[float] | None = None) -> list[dict]:
+    """Weights decay and get LARS scaling; biases and norm parameters (ndim <= 1) get neither.
+
+    `lr_scales` (one per module, default 1) multiply the scheduled LR of that module's groups:
+    the way a method asks for a faster head, e.g. BYOL's predictor (Method.lr_scale).
+    """
+    modules = list(modules)
+    scales = list(lr_scales) if lr_scales is not None else [1.0] * len(modules)
+    groups: dict[tuple[float, bool], dict] = {}
+    seen: set[int] = set()
+    for m, scale in zip(modules, scales, strict=True):
         for p in m.parameters():
             if not p.requires_grad or id(p) in seen:
                 continue
             seen.add(id(p))
-            (plain if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay, "lars": True},
-            {"params": plain, "weight_decay": 0.0, "lars": False}]
+            decay = p.ndim > 1
+            g = groups.setdefault((float(scale), decay), {
+                "params": [], "weight_decay": weight_decay if decay else 0.0, "lars": decay, "lr_scale": float(scale)})
+            g["params"].append(p)
+    return sorted(groups.values(), key=lambda g: (g["lr_scale"] != 1.0, not g["lars"]))
 
 
 class LARS(torch.optim.Optimizer):
@@ -112,8 +122,9 @@ class LARS(torch.optim.Optimizer):
                 p.add_(d.add(buf, alpha=g["momentum"]) if g["nesterov"] else buf, alpha=-g["lr"])
 
 
-def build_optimizer(modules: Iterable[nn.Module], cfg: PretrainConfig) -> torch.optim.Optimizer:
-    groups = param_groups(modules, cfg.weight_decay)
+def build_optimizer(modules: Iterable[nn.Module], cfg: PretrainConfig,
+                    lr_scales: Iterable[float] | None = None) -> torch.optim.Optimizer:
+    groups = param_groups(modules, cfg.weight_decay, lr_scales)
     if cfg.optimizer == "sgd":
         for g in groups:
             g.pop("lars")
@@ -201,7 +212,7 @@ def train(
     bf16 = use_bf16(cfg, device)
     prepare_model(method, device, cfg.channels_last)
     modules = method.trainable_modules()
-    optimizer = build_optimizer(modules, cfg)
+    optimizer = build_optimizer(modules, cfg, [method.lr_scale(m) for m in modules])
     params = [p for g in optimizer.param_groups for p in g["params"]]
     stats = TrainStats(total_steps=total_steps, precision="bf16" if bf16 else "fp32")
     per_epoch_hint = max(total_steps // max(cfg.epochs, 1), 1)
@@ -246,7 +257,7 @@ def train(
             batch["clips"] = batch["clips"].to(device, non_blocking=True)
             lr = lr_at(step, total_steps, warmup, cfg.lr)
             for g in optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g["lr_scale"]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = forward(batch)
             loss = out["loss"].float()

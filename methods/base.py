@@ -47,6 +47,10 @@ class Method(nn.Module):
         """Modules whose parameters the optimiser updates (targets updated by EMA are excluded)."""
         return [self]
 
+    def lr_scale(self, module: nn.Module) -> float:
+        """Multiplier on the scheduled LR for one of `trainable_modules()`; 1 unless the method says otherwise."""
+        return 1.0
+
 
 def views_first(clips: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(B, V, C, T, H, W) -> (V*B, C, T, H, W) grouped by view, and V: one encoder call for all views."""

@@ -37,6 +37,37 @@ def test_param_groups_exclude_bias_and_norm_from_decay():
     assert len(plain["params"]) == 3 and plain["weight_decay"] == 0.0
 
 
+def test_lr_scale_gives_a_module_its_own_groups():
+    a, b = nn.Linear(3, 4), nn.Linear(4, 2)
+    groups = param_groups([a, b], 0.1, [1.0, 10.0])
+    assert [(g["lr_scale"], len(g["params"])) for g in groups] == [(1.0, 1), (1.0, 1), (10.0, 1), (10.0, 1)]
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0, 0.1, 0.0]
+
+
+def test_engine_applies_the_lr_scale(tmp_path):
+    cfg = load_config("ci").pretrain
+    train(Toy(), _batches(0, 5), 5, 1, cfg, torch.device("cpu"), tmp_path / "c.pt", False, progress=False)
+    groups = torch.load(tmp_path / "c.pt", weights_only=False)["optimizer"]["param_groups"]
+    warmup = int(round(cfg.warmup_epochs * max(5 // cfg.epochs, 1)))
+    assert all(math.isclose(g["lr"], 3.0 * lr_at(4, 5, warmup, cfg.lr)) for g in groups)
+
+
+def test_rho_byol_scales_only_the_predictor():
+    from harness import catalog
+    from harness.backbones import build_encoder
+    from harness.engine import build_optimizer
+
+    cfg = load_config("ci", ["method.pred_lr_scale=10"])
+    enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
+    m = catalog.METHODS.get("rho_byol")(enc, cfg.method_cfg)
+    mods = m.trainable_modules()
+    opt = build_optimizer(mods, cfg.pretrain, [m.lr_scale(x) for x in mods])
+    pred = {id(p) for p in m.predictor.parameters()}
+    for g in opt.param_groups:
+        assert g["lr_scale"] == (10.0 if all(id(p) in pred for p in g["params"]) else 1.0)
+    assert sum(len(g["params"]) for g in opt.param_groups if g["lr_scale"] == 10.0) == len(pred)
+
+
 def test_atomic_save_leaves_no_partial_file(tmp_path):
     path = tmp_path / "ck.pt"
     atomic_save({"a": torch.ones(3)}, path)
@@ -57,6 +88,9 @@ class Toy(nn.Module):
 
     def trainable_modules(self):
         return [self]
+
+    def lr_scale(self, module):
+        return 3.0
 
     def losses(self, batch):
         self.calls += 1
