@@ -124,7 +124,8 @@ def test_pretrain_clips_are_deterministic_per_key(manifest):
     vids = VideoSet(root, [v for v in body["videos"] if v["split"] == "pretrain"], cache_frames=False)
     ds = PretrainClips(vids, cfg.backbone.clip, cfg.augment, rho=2, seed=0)
     a, b, c = (ds.collate([ds[k]])["clips"][0] for k in [(0, 3), (0, 3), (1, 3)])
-    assert a.shape == (2, 3, 8, 32, 32) and a.dtype == torch.float32
+    k = cfg.backbone.clip.crop_size
+    assert a.shape == (2, 3, 8, k, k) and a.dtype == torch.float32
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert not torch.equal(a[0], a[1])
     batch = ds.collate([ds[(0, 5)], ds[(0, 3)]])  # a clip's augmentation does not depend on its batch
@@ -168,7 +169,8 @@ def test_labelled_views_shape(manifest):
     cfg = load_config("ci")
     vids = VideoSet(root, [v for v in body["videos"] if v["split"] == "test"], cache_frames=True)
     item = LabelledViews(vids, cfg.backbone.clip, 3, 3, ["digit", "motion"])[0]
-    assert item["views"].shape == (9, 3, 8, 32, 32)
+    k = cfg.backbone.clip.crop_size
+    assert item["views"].shape == (9, 3, 8, k, k)
     assert item["labels"] == body["videos"][[v["split"] for v in body["videos"]].index("test")]["labels"]
     views = item["views"]
     assert not torch.equal(views[0], views[1])  # left vs centre crop of a 40-wide frame
