@@ -70,19 +70,54 @@ def load_records(directory: Path) -> list[dict]:
     return out
 
 
+# settings that do not change what a run measures: seeds are averaged over, the rest is bookkeeping
+_NOT_A_VARIANT = ("run.seed", "run.results_dir", "run.cache_dir", "run.device", "run.threads", "data.num_workers",
+                  "data.cache_frames", "pretrain.checkpoint_every", "pretrain.log_every", "protocols.linear.feature_batch")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v)
+    return out
+
+
+def variant_labels(records: list[dict]) -> list[str]:
+    """Per record, the settings that set it apart from other runs of its (profile, method), e.g.
+    'pretrain.epochs=120'; '' where all of them agree. Keeps runs made with different `--set`
+    overrides in separate leaderboard rows instead of averaging them as if they were seeds."""
+    flats = [{k: v for k, v in _flatten(r.get("config", {})).items() if k not in _NOT_A_VARIANT} for r in records]
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault((r["profile"], r["method"]), []).append(i)
+    labels = [""] * len(records)
+    for members in groups.values():
+        keys = sorted({k for i in members for k in flats[i]})
+        differ = [k for k in keys if len({flats[i].get(k) for i in members}) > 1]
+        for i in members:
+            labels[i] = ", ".join(f"{k}={flats[i].get(k, '-')}" for k in differ)
+    return labels
+
+
 def records_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per (run, task) with the metrics flattened."""
+    """One row per (run, task) with the metrics flattened; `variant` names non-default settings."""
     rows = []
-    for n, r in enumerate(records):
+    for n, (r, variant) in enumerate(zip(records, variant_labels(records))):
         for t in r.get("results", []):
             rows.append({"id": r.get("id", f"run{n}"), "time": r.get("finished"), "profile": r["profile"], "method": r["method"],
-                         "protocol": r["protocol"], "backbone": r.get("backbone"), "seed": r.get("seed"),
-                         "task": t["task"], **t["metrics"]})
+                         "variant": variant, "protocol": r["protocol"], "backbone": r.get("backbone"),
+                         "seed": r.get("seed"), "task": t["task"], **t["metrics"]})
     return pd.DataFrame(rows)
 
 
 def leaderboard(records: list[dict], metric: str = "top1", profile: str | None = None) -> pd.DataFrame:
-    """Method x (protocol, task) table of `metric`, averaged over seeds (n runs shown in `runs`)."""
+    """Method x (protocol, task) table of `metric`, averaged over seeds (n runs shown in `runs`).
+
+    Runs of one method whose settings differ get a row each, labelled with what differs."""
     df = records_frame(records)
     if df.empty:
         return df
@@ -90,7 +125,8 @@ def leaderboard(records: list[dict], metric: str = "top1", profile: str | None =
         df = df[df.profile == profile]
     if df.empty or metric not in df:
         return pd.DataFrame()
-    df = df.assign(column=df.protocol + ":" + df.task)
+    df = df.assign(column=df.protocol + ":" + df.task,
+                   method=[m if not v else f"{m} [{v}]" for m, v in zip(df.method, df.variant)])
     table = df.pivot_table(index=["profile", "method"], columns="column", values=metric, aggfunc="mean")
     runs = df.groupby(["profile", "method"])["id"].nunique().rename("runs")
     return table.join(runs).round(1).sort_index()

@@ -7,8 +7,9 @@ import multiprocessing as mp
 from harness.results import format_table, leaderboard, load_records, write_record
 
 
-def _rec(method: str, task_scores: dict, seed: int = 0, profile: str = "embedded") -> dict:
+def _rec(method: str, task_scores: dict, seed: int = 0, profile: str = "embedded", epochs: int = 90) -> dict:
     return {"method": method, "protocol": "linear", "profile": profile, "seed": seed, "backbone": "small3d",
+            "config": {"run": {"seed": seed}, "pretrain": {"epochs": epochs, "lr": 0.001}},
             "results": [{"task": t, "metrics": {"top1": v, "top5": 100.0}} for t, v in task_scores.items()]}
 
 
@@ -45,3 +46,14 @@ def test_leaderboard_pivots_and_averages_seeds():
     assert md.splitlines()[0].startswith("| profile | method |") and "45.0" in md
     assert "rho_byol" in format_table(board, "csv")
     assert json.loads(json.dumps(recs))  # records are plain JSON
+
+
+def test_leaderboard_keeps_different_settings_apart():
+    """Seeds average into one row; a run with another schedule gets its own row, named by what differs."""
+    recs = [_rec("rho_byol", {"a": 40.0}, seed=0), _rec("rho_byol", {"a": 50.0}, seed=1),
+            _rec("rho_byol", {"a": 70.0}, epochs=120), _rec("random_init", {"a": 20.0})]
+    board = leaderboard(recs)
+    assert board.loc[("embedded", "rho_byol [pretrain.epochs=90]"), "linear:a"] == 45.0
+    assert board.loc[("embedded", "rho_byol [pretrain.epochs=90]"), "runs"] == 2
+    assert board.loc[("embedded", "rho_byol [pretrain.epochs=120]"), "linear:a"] == 70.0
+    assert board.loc[("embedded", "random_init"), "runs"] == 1

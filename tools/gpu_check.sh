@@ -39,7 +39,7 @@ for e in $EXTRA_EPOCHS; do
     timed "rho_byol, $e epochs" bench run --method rho_byol --protocol linear \
         --profile "$PROFILE" --set run.device="$DEVICE" --set data.num_workers="$WORKERS" --set pretrain.epochs="$e"
 done
-# one line per run (the leaderboard averages runs of one method, whatever their epochs)
+bench leaderboard --profile "$PROFILE"
 "$PYTHON" - <<'PY'
 import glob, json
 for p in sorted(glob.glob("results/runs/**/*.json", recursive=True)):
