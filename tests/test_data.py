@@ -134,6 +134,37 @@ def test_pretrain_clips_are_deterministic_per_key(manifest):
     assert ds1[(0, 3)]["clips"].shape[0] == 2  # ρ=1: two augmentations of one clip
 
 
+def test_clip_geometry_draws_like_random_resized_crop():
+    """Crops respect the area and ratio ranges, fit the frame, and hit every frame of a clip alike."""
+    from dataclasses import replace
+
+    from torchvision.transforms.v2 import functional as TF
+
+    from harness.data.transforms import ClipGeometry
+
+    cfg = load_config("embedded")
+    aug = replace(cfg.augment, crop_scale=[0.3, 0.9], crop_ratio=[0.75, 1.333], flip_p=0.5)
+    geo = ClipGeometry(aug, cfg.backbone.clip)
+    rng = np.random.default_rng(0)
+    draws = [geo.draw(rng, 32, 40) for _ in range(500)]
+    for top, left, h, w, _ in draws:
+        assert 0 <= top <= 32 - h and 0 <= left <= 40 - w
+        assert 0.3 - 0.05 <= h * w / 1280 <= 0.9 + 0.05 and 0.75 - 0.1 <= w / h <= 1.333 + 0.1
+    assert 0.4 < np.mean([d[4] for d in draws]) < 0.6
+    assert len({d[:4] for d in draws}) > 200  # not one crop over and over
+    # nothing fits (ratio range far from the frame's): the clamped centre crop, as torchvision
+    wide = ClipGeometry(replace(aug, crop_scale=[1.0, 1.0], crop_ratio=[2.0, 3.0], flip_p=0.0), cfg.backbone.clip)
+    assert wide.draw(rng, 32, 40) == (6, 0, 20, 40, False)
+    video = torch.randint(0, 256, (4, 3, 32, 40), dtype=torch.uint8)
+    params = (3, 5, 20, 24, True)
+    out = geo(video, params)
+    k = cfg.backbone.clip.crop_size
+    assert out.shape == (4, 3, k, k)
+    for t in range(4):
+        ref = TF.horizontal_flip(TF.resized_crop(video[t], 3, 5, 20, 24, [k, k], antialias=True))
+        assert torch.equal(out[t], ref)
+
+
 def test_batched_colour_augment_matches_torchvision():
     """The batched colour jitter / grayscale / blur equals torchvision's per-clip functional ops."""
     from torchvision.transforms.v2 import functional as TF
@@ -145,7 +176,8 @@ def test_batched_colour_augment_matches_torchvision():
     torch.manual_seed(0)
     clips = torch.randint(0, 256, (6, 4, 3, 16, 16), dtype=torch.uint8)
     clips[0, :, :, :4, :4] = 128  # grey pixels: hue undefined, must pass through
-    params = torch.stack([aug.draw() for _ in range(6)])
+    rng = np.random.default_rng(0)
+    params = torch.stack([aug.draw(rng) for _ in range(6)])
     params[0] = torch.tensor([1.3, 0.7, 1.5, 0.1, 3, 1, 0, 2, 1, 0.8])  # every op, in a shuffled order
     params[1] = torch.tensor([0.6, 1.4, 0.5, -0.12, 0, 1, 2, 3, 0, 0.0])
     params[2] = torch.tensor([1.0, 1.0, 1.0, 0.0, 0, 1, 2, 3, 0, 0.0])  # identity

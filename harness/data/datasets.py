@@ -16,7 +16,7 @@ from torch.utils.data import Dataset, Sampler
 
 from harness.config import AugmentConfig, ClipConfig
 from harness.data import sampling
-from harness.data.transforms import (ColourAugment, Normalize, pretrain_geometry, resize_short_side, spatial_crops,
+from harness.data.transforms import (ClipGeometry, ColourAugment, Normalize, resize_short_side, spatial_crops,
                                      to_video)
 from harness.data.video import VideoDecodeError, decode_frames
 
@@ -73,10 +73,6 @@ class VideoSet:
         return decode_frames(self.path(i), indices, seek_gap=self.seek_gap)
 
 
-def _sample_seed(*keys: int) -> int:
-    return int(np.random.default_rng(list(keys)).integers(2**62))
-
-
 class PretrainClips(Dataset):
     """One item = `views` augmented clips of one video (ρ clips; ρ=1 gives two augmentations of one clip).
 
@@ -87,7 +83,7 @@ class PretrainClips(Dataset):
     def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int):
         self.videos, self.clip, self.rho, self.seed = videos, clip, rho, seed
         self.views = max(rho, 2)
-        self.geometry = pretrain_geometry(aug, clip)
+        self.geometry = ClipGeometry(aug, clip)
         self.colour = ColourAugment(aug, clip)
         self.normalize = Normalize(clip.mean, clip.std)
 
@@ -107,12 +103,12 @@ class PretrainClips(Dataset):
         except VideoDecodeError as e:
             return {"bad": str(self.videos.path(i)), "error": str(e)}
         T = self.clip.frames
+        video = torch.as_tensor(frames).permute(0, 3, 1, 2)  # (views*T, 3, H, W)
+        h, w = video.shape[-2:]
         clips, colour = [], []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_sample_seed(self.seed, epoch, i, 1))
-            for v in range(self.views):
-                clips.append(self.geometry(to_video(frames[v * T:(v + 1) * T])).as_subclass(torch.Tensor))
-                colour.append(self.colour.draw())
+        for v in range(self.views):  # the same generator goes on from the clip starts
+            clips.append(self.geometry(video[v * T:(v + 1) * T], self.geometry.draw(rng, h, w)))
+            colour.append(self.colour.draw(rng))
         return {"clips": torch.stack(clips), "colour": torch.stack(colour), "index": i}
 
     def collate(self, items: list[dict]) -> dict:
