@@ -20,8 +20,8 @@ def test_profiles_resolve():
 
 
 def test_overrides_and_shorthand():
-    cfg = load_config("ci", ["pretrain.lr=0.5", "method.rho=4", "protocol.tasks=['digits-motion']"], seed=7)
-    assert cfg.pretrain.lr == 0.5 and cfg.methods["rho_byol"].rho == 4
+    cfg = load_config("ci", ["pretrain.lr=0.5", "method.rho=3", "protocol.tasks=['digits-motion']"], seed=7)
+    assert cfg.pretrain.lr == 0.5 and cfg.methods["rho_byol"].rho == 3
     assert cfg.protocol_cfg.tasks == ["digits-motion"] and cfg.run.seed == 7
     assert parse_value("3") == 3 and parse_value("true") is True and parse_value("abc") == "abc"
 
