@@ -47,14 +47,14 @@ class ClipGeometry:
     def __init__(self, aug: AugmentConfig, clip: ClipConfig):
         self.size = clip.crop_size
         self.scale, self.ratio, self.flip_p = tuple(aug.crop_scale), tuple(aug.crop_ratio), aug.flip_p
+        self.log_ratio = tuple(float(x) for x in np.log(self.ratio))
 
     def draw(self, rng: np.random.Generator, h: int, w: int) -> tuple[int, int, int, int, bool]:
         """(top, left, height, width, flip) for an h x w frame."""
         area = h * w
-        log_r = np.log(self.ratio)
         for _ in range(10):
             target = area * rng.uniform(*self.scale)
-            r = float(np.exp(rng.uniform(*log_r)))
+            r = float(np.exp(rng.uniform(*self.log_ratio)))
             cw, ch = int(round(np.sqrt(target * r))), int(round(np.sqrt(target / r)))
             if 0 < cw <= w and 0 < ch <= h:
                 top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
