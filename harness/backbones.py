@@ -55,9 +55,14 @@ class Encoder(nn.Module):
 
 @dataclass
 class Small3DConfig:
-    """Width of the first stage; stages double it (w, 2w, 4w, 8w); features are 8w-dimensional."""
+    """Width of the first stage; stages double it (w, 2w, 4w, 8w); features are 8w-dimensional.
+
+    `zero_init_residual` starts the residual block's last BN at gamma 0, so the block begins as an
+    identity (Goyal et al. 2017; pySlowFast's ZERO_INIT_FINAL_BN, on in its ρ configs).
+    """
 
     width: int = 16
+    zero_init_residual: bool = True
 
 
 def _conv_bn(cin: int, cout: int, k, s, p) -> nn.Sequential:
@@ -83,11 +88,12 @@ class Small3D(Encoder):
     def __init__(self, cfg: Small3DConfig, clip: ClipSpec):
         super().__init__()
         w = cfg.width
+        res = _Res(4 * w)
         self.trunk = nn.Sequential(
             _conv_bn(3, w, (1, 5, 5), (1, 2, 2), (0, 2, 2)),
             _conv_bn(w, 2 * w, 3, (1, 2, 2), 1),
             _conv_bn(2 * w, 4 * w, 3, (2, 2, 2), 1),
-            _Res(4 * w),
+            res,
             _conv_bn(4 * w, 8 * w, 3, (1, 2, 2), 1),
         )
         self.feature_dim = 8 * w
@@ -95,6 +101,8 @@ class Small3D(Encoder):
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if cfg.zero_init_residual:
+            nn.init.zeros_(res.body[-1].weight)
 
 
 # ----------------------------------------------------------------------------- torchvision

@@ -29,3 +29,14 @@ def test_paper_backbone_is_slow_r50_at_paper_size():
     n = sum(p.numel() for p in enc.parameters())
     assert 31e6 < n < 33e6  # Slow R-50 has 32.45M parameters with its 400-way head; 31.6M without
     assert (enc.clip_spec.frames, enc.clip_spec.stride, enc.clip_spec.crop_size) == (8, 8, 224)
+
+
+@pytest.mark.parametrize("zero_init", [True, False])
+def test_small3d_residual_block_starts_as_identity_when_zero_initialised(zero_init):
+    cfg = load_config("ci", [f"backbones.small3d.zero_init_residual={str(zero_init).lower()}"])
+    enc = build_encoder("small3d", cfg.backbone_cfg, cfg.backbone.clip).eval()
+    res = enc.trunk[3]
+    x = torch.randn(2, res.body[0][0].in_channels, 4, 4, 4)
+    with torch.no_grad():
+        same = torch.allclose(res(x), torch.relu(x))
+    assert same == zero_init
