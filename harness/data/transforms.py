@@ -51,14 +51,16 @@ class ClipGeometry:
 
     def draw(self, rng: np.random.Generator, h: int, w: int) -> tuple[int, int, int, int, bool]:
         """(top, left, height, width, flip) for an h x w frame."""
+        return (*self._crop(rng, h, w), bool(rng.random() < self.flip_p))
+
+    def _crop(self, rng: np.random.Generator, h: int, w: int) -> tuple[int, int, int, int]:
         area = h * w
         for _ in range(10):
             target = area * rng.uniform(*self.scale)
             r = float(np.exp(rng.uniform(*self.log_ratio)))
             cw, ch = int(round(np.sqrt(target * r))), int(round(np.sqrt(target / r)))
             if 0 < cw <= w and 0 < ch <= h:
-                top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-                return top, left, ch, cw, bool(rng.random() < self.flip_p)
+                return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
         r = w / h  # fallback, as torchvision: the largest centre crop within the ratio range
         if r < min(self.ratio):
             cw, ch = w, int(round(w / min(self.ratio)))
@@ -66,7 +68,7 @@ class ClipGeometry:
             ch, cw = h, int(round(h * max(self.ratio)))
         else:
             cw, ch = w, h
-        return (h - ch) // 2, (w - cw) // 2, ch, cw, bool(rng.random() < self.flip_p)
+        return (h - ch) // 2, (w - cw) // 2, ch, cw
 
     def __call__(self, video: torch.Tensor, params: tuple[int, int, int, int, bool]) -> torch.Tensor:
         """(T, C, H, W) -> (T, C, size, size) with the crop and flip of `params`."""
