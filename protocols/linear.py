@@ -85,7 +85,7 @@ class Linear(Protocol):
     description = "frozen encoder + linear classifier, multi-view test (paper: K400, 10x3 views)"
 
     def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
-        cfg, c = ctx.cfg, self.cfg
+        c = self.cfg
         tasks = [TASKS.get(t) for t in c.tasks]
         groups: dict[tuple, list] = {}
         for t in tasks:  # tasks over the same videos share one feature extraction
