@@ -1,1 +1,3 @@
-"""Shared machinery of the benchmark: config, registries, data, backbones, engine, results."""
+"""Shared machinery of the benchmark: config, catalog, data, backbones, engine, results, command line."""
+
+__version__ = "0.2.0"

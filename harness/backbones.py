@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from harness.catalog import BACKBONES
+from harness import catalog
+from harness.backbone_configs import NoOptions, Small3DConfig
 from harness.config import ClipConfig
 
 
@@ -29,7 +30,7 @@ class ClipSpec:
     streams: tuple[str, ...] = ("video",)
 
     @classmethod
-    def from_config(cls, c: ClipConfig, streams: tuple[str, ...] = ("video",)) -> "ClipSpec":
+    def from_config(cls, c: ClipConfig, streams: tuple[str, ...] = ("video",)) -> ClipSpec:
         return cls(c.frames, c.stride, c.crop_size, c.test_short_side, tuple(c.mean), tuple(c.std), streams)
 
 
@@ -53,20 +54,6 @@ class Encoder(nn.Module):
 # ----------------------------------------------------------------------------- small3d
 
 
-@dataclass
-class Small3DConfig:
-    """Width of the first stage; stages double it (w, 2w, 4w, 8w); features are 8w-dimensional.
-
-    `zero_init_residual` starts the residual block's last BN at gamma 0, so the block begins as an
-    identity (Goyal et al. 2017; pySlowFast's ZERO_INIT_FINAL_BN, which its supervised configs turn
-    on and the released ρ pre-training configs leave off). Here it made ρBYOL's embedded-profile
-    result much less seed-dependent (README, Results); it applies to small3d only.
-    """
-
-    width: int = 16
-    zero_init_residual: bool = True
-
-
 def _conv_bn(cin: int, cout: int, k, s, p) -> nn.Sequential:
     return nn.Sequential(nn.Conv3d(cin, cout, k, s, p, bias=False), nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
 
@@ -80,12 +67,8 @@ class _Res(nn.Module):
         return torch.relu(x + self.body(x))
 
 
-@BACKBONES.register("small3d")
 class Small3D(Encoder):
     """A 3D CNN sized for two CPU cores: a 2D stem, then 3x3x3 stages; time is halved once."""
-
-    config_class = Small3DConfig
-    description = "light 3D CNN for CPU profiles (8w-d features)"
 
     def __init__(self, cfg: Small3DConfig, clip: ClipSpec):
         super().__init__()
@@ -110,13 +93,7 @@ class Small3D(Encoder):
 # ----------------------------------------------------------------------------- torchvision
 
 
-@dataclass
-class NoOptions:
-    """This backbone has no options of its own."""
-
-
 class _TorchvisionVideoResNet(Encoder):
-    config_class = NoOptions
     builder = ""
 
     def __init__(self, cfg: NoOptions, clip: ClipSpec):
@@ -130,31 +107,23 @@ class _TorchvisionVideoResNet(Encoder):
         self.clip_spec = clip
 
 
-@BACKBONES.register("r3d_18")
 class R3D18(_TorchvisionVideoResNet):
     """torchvision's 3D ResNet-18 (512-d)."""
 
     builder = "r3d_18"
-    description = "torchvision 3D ResNet-18 (512-d)"
 
 
-@BACKBONES.register("r2plus1d_18")
 class R2Plus1D18(_TorchvisionVideoResNet):
     """torchvision's R(2+1)D-18 (512-d)."""
 
     builder = "r2plus1d_18"
-    description = "torchvision R(2+1)D-18 (512-d)"
 
 
 # ----------------------------------------------------------------------------- pytorchvideo
 
 
-@BACKBONES.register("slow_r50")
 class SlowR50(Encoder):
     """pytorchvideo's Slow-only ResNet-50 as in the ρ study (temporal kernels 1,1,3,3; 2048-d pool5)."""
-
-    config_class = NoOptions
-    description = "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)"
 
     def __init__(self, cfg: NoOptions, clip: ClipSpec):
         super().__init__()
@@ -176,7 +145,7 @@ class SlowR50(Encoder):
 
 def build_encoder(name: str, cfg, clip: ClipConfig) -> Encoder:
     """Construct a registered encoder from its options and the profile's clip settings."""
-    return BACKBONES.get(name)(cfg, ClipSpec.from_config(clip))
+    return catalog.BACKBONES.get(name)(cfg, ClipSpec.from_config(clip))
 
 
 def load_encoder_weights(encoder: Encoder, path: str | Path) -> None:

@@ -1,24 +1,46 @@
-"""The registries every part of the harness looks names up in, and the import that fills them.
+"""The catalog: every method, protocol, backbone, dataset and task the harness knows, by name.
 
-Methods and protocols live outside `harness/` (in `methods/` and `protocols/`) and register
-themselves on import; `load()` imports them once so that `bench list` and the config see them.
+Entries name their implementation and config schema as "module:attribute" strings, imported only
+when used (timm's pattern of an explicit catalog), so `bench list`, `bench config show` and config
+validation never import torch. Adding a method is one line here; a plugin module named in
+`bench.toml` (`plugins = ["my_methods"]`) can add entries the same way without editing the package.
 """
 from __future__ import annotations
 
 from harness.registry import Registry
 
-METHODS: Registry = Registry("method")
-PROTOCOLS: Registry = Registry("protocol")
-BACKBONES: Registry = Registry("backbone")
-DATASETS: Registry = Registry("dataset")
-TASKS: Registry = Registry("task")
+METHODS = Registry("method")
+PROTOCOLS = Registry("protocol")
+BACKBONES = Registry("backbone")
+DATASETS = Registry("dataset")
+TASKS = Registry("task")
 
+METHODS.add("rho_byol", "methods.rho_byol:RhoByol", "ρBYOL: momentum target, predictor, ρ clips per video as positives",
+            config="methods.configs:RhoByolConfig")
+METHODS.add("random_init", "methods.random_init:RandomInit",
+            "reference row: untrained encoder (same seed and init as the others)", config="methods.configs:RandomInitConfig")
 
-def _load() -> None:
-    import harness.backbones  # noqa: F401
-    import harness.data  # noqa: F401
-    import methods  # noqa: F401
-    import protocols  # noqa: F401
+PROTOCOLS.add("linear", "protocols.linear:Linear",
+              "frozen encoder + linear classifier, multi-view test (paper: K400, 10x3 views)",
+              config="protocols.configs:LinearConfig")
 
+BACKBONES.add("small3d", "harness.backbones:Small3D", "light 3D CNN for CPU profiles (8w-d features)",
+              config="harness.backbone_configs:Small3DConfig")
+BACKBONES.add("r3d_18", "harness.backbones:R3D18", "torchvision 3D ResNet-18 (512-d)",
+              config="harness.backbone_configs:NoOptions")
+BACKBONES.add("r2plus1d_18", "harness.backbones:R2Plus1D18", "torchvision R(2+1)D-18 (512-d)",
+              config="harness.backbone_configs:NoOptions")
+BACKBONES.add("slow_r50", "harness.backbones:SlowR50", "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)",
+              config="harness.backbone_configs:NoOptions")
 
-_load()
+DATASETS.add("moving-digits", "harness.data.moving_digits:MovingDigits",
+             "embedded: handwritten digits moving over textures (H.264 + AAC + captions)",
+             config="harness.data.moving_digits:MovingDigitsConfig")
+
+TASKS.add("digits-appearance", "harness.data.moving_digits:APPEARANCE",
+          "which digit (one frame suffices; like UCF101/K400)")
+TASKS.add("digits-motion", "harness.data.moving_digits:MOTION",
+          "how it moves; five time-reversed pairs (like SSv2/Diving48)")
+
+REGISTRIES = {"methods": METHODS, "protocols": PROTOCOLS, "backbones": BACKBONES, "datasets": DATASETS,
+              "tasks": TASKS}

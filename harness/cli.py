@@ -1,24 +1,50 @@
-"""The `bench` command line. Configuration errors exit with code 2 before anything is written."""
+"""The `bench` command line.
+
+Every failure a user can cause ends as one line on stderr and a documented exit code
+(`harness.errors`): 2 for usage and configuration mistakes (found before any work starts),
+3 for data, 4 for training, 5 for the file system, 130 for Ctrl-C. Only a bug prints a traceback
+(exit 1). Commands that need no torch (`--help`, `--version`, `list`, `config show`) never import it.
+"""
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import List, Optional
 
 import typer
 
-from harness.config import ConfigError
-from harness.registry import UnknownNameError
+from harness import __version__
+from harness.errors import BenchError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Benchmark self-supervised video representation learning methods under shared protocols.")
+                  rich_markup_mode=None,
+                  help="Benchmark self-supervised video representation learning methods under shared protocols. "
+                       "Exit codes: 0 ok, 1 bug, 2 usage/config, 3 data, 4 training, 5 file system, 130 interrupted.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved configuration.")
-data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets.")
+data_app = typer.Typer(no_args_is_help=True, help="Prepare and check datasets.")
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
-ProfileOpt = typer.Option(None, "--profile", "-p", help="ci | embedded (default) | paper")
-SetOpt = typer.Option(None, "--set", "-s", help="override a key: --set pretrain.lr=0.1 (repeatable)")
-SeedOpt = typer.Option(None, "--seed", help="run seed (overrides run.seed)")
+ProfileOpt = typer.Option(None, "--profile", "-p", metavar="NAME",
+                          help="ci | embedded (default) | paper, or one of your own")
+SetOpt = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="override a key: --set pretrain.lr=0.1 (repeatable)")
+SeedOpt = typer.Option(None, "--seed", metavar="N", help="run seed (overrides run.seed)")
+ConfigOpt = typer.Option(None, "--config", "-c", metavar="FILE",
+                         help="your bench.toml (default: ./bench.toml if there is one)")
+ResultsOpt = typer.Option(None, "--results-dir", metavar="DIR",
+                          help="results folder (default: ./results); records go to its runs/")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bench (video-ssl-bench) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Benchmark self-supervised video representation learning methods under shared protocols."""
 
 
 def _err(msg: str, code: int) -> None:
@@ -28,129 +54,223 @@ def _err(msg: str, code: int) -> None:
 
 @contextlib.contextmanager
 def _friendly():
-    """Turn known failures into one clear line and an exit code: 2 config, 3 data/training."""
-    from harness.data.datasets import DataError
-    from harness.data.video import VideoDecodeError
-    from harness.engine import NonFiniteLossError
-
+    """Known failures -> one line and their exit code; a file system error anywhere -> exit 5."""
     try:
         yield
-    except (ConfigError, UnknownNameError) as e:
-        _err(str(e), 2)
-    except (DataError, VideoDecodeError, NonFiniteLossError) as e:
-        _err(str(e), 3)
+    except BenchError as e:
+        _err(str(e).strip().replace("\n", " "), e.exit_code)
+    except OSError as e:
+        from harness.results import _why
+
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        _err(f"file system:{where}: {_why(e)}", 5)
     except KeyboardInterrupt:
-        _err("interrupted; checkpoints written so far are complete (continue with --resume)", 130)
+        _err("interrupted; checkpoints and records written so far are complete (continue with --resume)", 130)
 
 
-def _load(profile, sets, method=None, protocol=None, seed=None):
+def _load(profile=None, sets=None, method=None, protocol=None, seed=None, config=None, results_dir=None):
     from harness.config import load_config
 
-    return load_config(profile, sets or [], method=method, protocol=protocol, seed=seed)
+    return load_config(profile, sets or [], method=method, protocol=protocol, seed=seed, path=config,
+                       results_dir=results_dir)
 
 
 @app.command()
 def run(
-    method: str = typer.Option(..., "--method", "-m", help="see `bench list methods`"),
-    protocol: str = typer.Option(..., "--protocol", help="see `bench list protocols`"),
+    method: str = typer.Option(..., "--method", "-m", metavar="NAME", help="see `bench list methods`"),
+    protocol: str = typer.Option(..., "--protocol", metavar="NAME", help="see `bench list protocols`"),
     profile: Optional[str] = ProfileOpt,
     set_: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt,
+    config: Optional[str] = ConfigOpt,
+    results_dir: Optional[str] = ResultsOpt,
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted pre-training from its last checkpoint"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+    retrain: bool = typer.Option(False, "--retrain", help="pre-train again even if a matching encoder exists"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars (one line per phase remains)"),
 ):
-    """Pre-train METHOD (or reuse its checkpoint) and score it with PROTOCOL; writes one run record."""
+    """Pre-train METHOD (or reuse its encoder) and score it with PROTOCOL; writes one run record."""
     with _friendly():
-        cfg = _load(profile, set_, method, protocol, seed)
-        from harness.runner import run as do_run, summary
+        cfg = _load(profile, set_, method, protocol, seed, config, results_dir)
+        from harness.runner import run as do_run
+        from harness.runner import summary
 
-        record, path = do_run(cfg, resume=resume, progress=not quiet)
+        record, path = do_run(cfg, resume=resume, retrain=retrain, progress=not quiet)
         typer.echo(summary(record))
         typer.echo(f"\nrecord: {path}")
 
 
 @app.command("list")
-def list_(what: str = typer.Argument(..., help="methods | protocols | datasets | backbones | tasks | profiles")):
-    """List what is registered (or the profiles in bench.toml)."""
+def list_(what: str = typer.Argument(..., help="methods | protocols | datasets | backbones | tasks | profiles"),
+          config: Optional[str] = ConfigOpt):
+    """List what is registered (or the profiles of the configuration)."""
     with _friendly():
         from harness import catalog
-        from harness.config import load_raw
 
         if what == "profiles":
-            for name in sorted(load_raw().get("profiles", {})):
+            from harness.config import load_raw
+
+            raw, _ = load_raw(config)
+            for name in sorted(raw.get("profiles", {})):
                 typer.echo(name)
             return
-        registries = {"methods": catalog.METHODS, "protocols": catalog.PROTOCOLS, "datasets": catalog.DATASETS,
-                      "backbones": catalog.BACKBONES, "tasks": catalog.TASKS}
-        if what not in registries:
-            raise ConfigError(f"cannot list {what!r}; choose one of: {', '.join([*registries, 'profiles'])}")
-        reg = registries[what]
+        if what not in catalog.REGISTRIES:
+            raise _choice_error(what, [*catalog.REGISTRIES, "profiles"])
+        if config is not None:
+            _load(config=config)  # plugins named in the user's file add entries
+        reg = catalog.REGISTRIES[what]
         width = max(len(n) for n in reg.names())
         for name in reg.names():
-            desc = getattr(reg.get(name), "description", "")
-            typer.echo(f"{name:<{width}}  {desc}")
+            typer.echo(f"{name:<{width}}  {reg.description(name)}")
+
+
+def _choice_error(value: str, choices: list[str]) -> BenchError:
+    from harness.errors import ConfigError
+
+    return ConfigError(f"cannot list {value!r}; choose one of: {', '.join(choices)}")
 
 
 @config_app.command("show")
 def config_show(
     profile: Optional[str] = ProfileOpt,
     set_: Optional[List[str]] = SetOpt,
-    method: Optional[str] = typer.Option(None, "--method", "-m"),
-    protocol: Optional[str] = typer.Option(None, "--protocol"),
+    method: Optional[str] = typer.Option(None, "--method", "-m", metavar="NAME"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="NAME"),
     seed: Optional[int] = SeedOpt,
+    config: Optional[str] = ConfigOpt,
+    all_: bool = typer.Option(False, "--all", help="every section, not only those this run uses"),
 ):
-    """Print the resolved configuration (TOML) and its pre-training hash."""
+    """Print the resolved configuration (TOML) of a run and its pre-training key."""
     with _friendly():
         import tomli_w
 
-        cfg = _load(profile, set_, method, protocol, seed)
-        typer.echo(tomli_w.dumps(cfg.to_dict()))
-        typer.echo(f"# pre-training hash: {cfg.pretrain_hash()}")
+        from harness import code_version
+
+        cfg = _load(profile, set_, method, protocol, seed, config)
+        d = cfg.to_dict()
+        d.pop("sources")
+        if not all_:
+            d = _used_sections(cfg, d)
+        typer.echo(f"# files: {', '.join(cfg.sources)}")
+        typer.echo(tomli_w.dumps(d))
+        if not cfg.pretrains:
+            typer.echo(f"# {cfg.method} does not pre-train")
+            return
+        from harness.config import resolved_precision
+
+        version = code_version.pretrain_version(cfg.method)
+        devices = ["cpu", "cuda"] if cfg.run.device == "auto" else [cfg.run.device]
+        keys = []
+        for dev in devices:
+            try:
+                prec = resolved_precision(cfg.pretrain.precision, dev)
+            except BenchError:
+                continue
+            keys.append(f"{cfg.pretrain_key(dev, prec, version)} ({dev}, {prec})")
+        typer.echo(f"# pre-training key: {' / '.join(keys)}; training code version {version}")
+
+
+def _used_sections(cfg, d: dict) -> dict:
+    """Only what the selected method, protocol, backbone and datasets read."""
+    datasets = [*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()]
+    out = {k: d[k] for k in ("profile", "method", "protocol", "run", "data", "backbone")}
+    if cfg.pretrains:
+        out["augment"], out["pretrain"] = d["augment"], d["pretrain"]
+    out["datasets"] = {n: d["datasets"][n] for n in dict.fromkeys(datasets)}
+    out["backbones"] = {cfg.backbone.name: d["backbones"][cfg.backbone.name]}
+    out["methods"] = {cfg.method: d["methods"][cfg.method]}
+    out["protocols"] = {cfg.protocol: d["protocols"][cfg.protocol]}
+    if d.get("plugins"):
+        out["plugins"] = d["plugins"]
+    return out
 
 
 @data_app.command("prepare")
 def data_prepare(
     name: str = typer.Argument(..., help="dataset name, e.g. moving-digits"),
-    size: Optional[str] = typer.Option(None, "--size", help="ci | embedded (moving-digits)"),
+    size: Optional[str] = typer.Option(None, "--size", metavar="NAME", help="ci | embedded (moving-digits)"),
+    rebuild: bool = typer.Option(False, "--rebuild", help="regenerate every file and the manifest"),
     profile: Optional[str] = ProfileOpt,
     set_: Optional[List[str]] = SetOpt,
+    config: Optional[str] = ConfigOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
-    """Generate or check a dataset in the cache directory (work already done is skipped)."""
+    """Generate a dataset in the cache, or check every file of it against its manifest and repair it."""
     with _friendly():
         from harness import catalog
+        from harness.errors import ConfigError
+        from harness.results import check_writable
 
-        cfg = _load(profile, set_)
+        cfg = _load(profile, set_, config=config)
         ds = catalog.DATASETS.get(name)
         if name not in cfg.datasets:
-            raise ConfigError(f"dataset {name!r} has no [datasets.{name}] section in bench.toml")
+            raise ConfigError(f"dataset {name!r} has no [datasets.{name}] section in the configuration")
         dcfg = cfg.datasets[name]
-        if size is not None and size not in getattr(dcfg, "sizes", {size: None}):
-            raise ConfigError(f"unknown size {size!r} for {name}; known: {', '.join(dcfg.sizes)}")
-        manifest = ds.prepare(dcfg, cfg.cache_root(), size=size)
-        typer.echo(f"{name}: {manifest}")
+        sizes = getattr(dcfg, "sizes", None)
+        if size is not None and sizes is not None and size not in sizes:
+            raise ConfigError(f"unknown size {size!r} for {name}; known: {', '.join(sizes)}")
+        check_writable(cfg.cache_root(), "cache folder")
+        if rebuild:
+            manifest = ds.rebuild(dcfg, cfg.cache_root(), size=size, progress=not quiet)
+            typer.echo(f"{name}: rebuilt, manifest {manifest}")
+            return
+        manifest = ds.prepare(dcfg, cfg.cache_root(), size=size, progress=not quiet)
+        check = ds.repair(dcfg, cfg.cache_root(), size=size, progress=not quiet)
+        done = f"regenerated {len(check.bad)}: " + check.summary() if check.bad else check.summary()
+        typer.echo(f"{name}: {done}; manifest {manifest}")
 
 
 @app.command()
 def leaderboard(
-    fmt: str = typer.Option("markdown", "--format", "-f", help="markdown | csv"),
-    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="only this profile"),
-    metric: str = typer.Option("top1", "--metric", help="top1 | top5 | top1_1view | top5_1view"),
+    fmt: str = typer.Option("markdown", "--format", "-f", metavar="FMT", help="markdown | csv"),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", metavar="NAME", help="only this profile"),
+    metric: str = typer.Option("top1", "--metric", metavar="NAME",
+                               help="top1 | top5 (all views) | top1_1view | top5_1view (centre view)"),
+    results_dir: Optional[str] = ResultsOpt,
+    config: Optional[str] = ConfigOpt,
 ):
-    """All recorded runs as a method x task table (mean over seeds)."""
+    """Recorded runs as a method-variant x protocol:task table: mean over seeds ± 95% CI."""
     with _friendly():
-        from harness.config import load_config
-        from harness.results import format_table, leaderboard as board, load_records
+        from harness.errors import ConfigError
+        from harness.results import format_table, load_records
+        from harness.results import leaderboard as board
 
         if fmt not in ("markdown", "csv"):
             raise ConfigError(f"--format {fmt!r}: choose markdown or csv")
-        cfg = load_config(profile)
-        records = load_records(cfg.results_root())
+        cfg = _load(config=config, results_dir=results_dir)
+        records, skipped = load_records(cfg.runs_dir())
+        for line in skipped:
+            typer.echo(f"warning: skipped {line}", err=True)
+        if not records:
+            raise ConfigError(f"no run records in {cfg.runs_dir()}: try `bench run --method rho_byol --protocol linear`"
+                              " or name another folder with --results-dir")
         typer.echo(format_table(board(records, metric=metric, profile=profile), fmt))
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the parser's usage errors become one line and exit code 2, like the harness's own.
+
+    typer >= 0.29 vendors its own copy of click, so its exceptions are matched by what they carry
+    (`format_message` and `exit_code`) rather than by class."""
+    try:
+        rv = app(args=argv, prog_name="bench", standalone_mode=False)
+    except Exception as e:
+        name = type(e).__name__
+        if name == "Exit":
+            return int(getattr(e, "exit_code", 0))
+        if name == "Abort":
+            typer.echo("error: interrupted", err=True)
+            return 130
+        if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+            raise
+        if name == "NoArgsIsHelpError":  # `bench` or `bench data` alone: the help is the answer
+            typer.echo(e.format_message())
+            return 0
+        ctx = getattr(e, "ctx", None)
+        cmd = ctx.command_path if ctx is not None else "bench"
+        typer.echo(f"error: {e.format_message()} (see `{cmd} --help`)", err=True)
+        return 2
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,9 +1,12 @@
-"""Typed configuration: `bench.toml` + profile + `--set` overrides -> one validated `Config`.
+"""Typed configuration: the packaged `bench.toml` + the user's file + profile + `--set` -> one validated `Config`.
 
-Every section of `bench.toml` maps onto a dataclass. Method, protocol and backbone sections are
-typed by the config class their registry entry declares, so a new method brings its own schema.
-Unknown keys, wrong types and unknown names raise `ConfigError`, whose message names the key
-and lists what is allowed; the CLI turns it into exit code 2 before anything is written.
+The defaults ship inside the package (`harness/bench.toml`). A user's own file — `--config FILE`,
+else a `bench.toml` in the working directory — is merged over them, so it needs to hold only
+what it changes (new profiles, a dataset root, another default method). Every section maps onto a
+dataclass; method, protocol, backbone and dataset sections are typed by the schema their catalog
+entry names. Unknown keys, wrong types, out-of-range values and unknown names raise
+`ConfigError`, whose message names the key and says what is allowed; the CLI turns it into exit
+code 2 before anything is written. Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import copy
 import dataclasses
 import difflib
 import hashlib
+import importlib
 import json
+import math
 import os
 import sys
 import types
@@ -20,17 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from harness import catalog
+from harness.errors import ConfigError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = REPO_ROOT / "bench.toml"
+__all__ = ["Config", "ConfigError", "load_config", "DEFAULTS_PATH"]
 
-
-class ConfigError(ValueError):
-    """A configuration mistake: the message says which key, what is wrong and what is allowed."""
+DEFAULTS_PATH = Path(__file__).resolve().parent / "bench.toml"
+USER_CONFIG_NAME = "bench.toml"
 
 
 # ----------------------------------------------------------------------------- sections
@@ -43,7 +49,7 @@ class RunConfig:
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     threads: int  # torch intra-op threads; 0 keeps torch's default
-    results_dir: str  # relative paths are relative to the repository root
+    results_dir: str  # run records go to <results_dir>/runs; relative to the working directory
     cache_dir: str  # datasets and checkpoints; "" means the user's cache dir
 
 
@@ -94,6 +100,8 @@ class AugmentConfig:
 class PretrainConfig:
     """The pre-training schedule and optimiser, shared by every method."""
 
+    bookkeeping: typing.ClassVar[tuple[str, ...]] = ("checkpoint_every", "log_every")
+
     dataset: str
     epochs: int
     batch_size: int
@@ -126,6 +134,8 @@ class Config:
     backbones: dict[str, Any]
     methods: dict[str, Any]
     protocols: dict[str, Any]
+    plugins: list[str] = dataclasses.field(default_factory=list)
+    sources: list[str] = dataclasses.field(default_factory=list)  # the files merged, in order
 
     # convenience accessors -------------------------------------------------
     @property
@@ -144,36 +154,96 @@ class Config:
     def dataset_cfg(self) -> Any:
         return self.datasets[self.pretrain.dataset]
 
+    def task_datasets(self) -> list[str]:
+        """Datasets the selected protocol's tasks read, in first-use order."""
+        names = [catalog.TASKS.get(t).dataset for t in getattr(self.protocol_cfg, "tasks", [])]
+        return list(dict.fromkeys(names))
+
     def cache_root(self) -> Path:
-        return Path(self.run.cache_dir) if self.run.cache_dir else default_cache_dir()
+        return Path(self.run.cache_dir).expanduser() if self.run.cache_dir else default_cache_dir()
 
     def results_root(self) -> Path:
-        p = Path(self.run.results_dir)
-        return p if p.is_absolute() else REPO_ROOT / p
+        """The results folder (records live in its `runs/`); relative paths are relative to the working directory."""
+        return Path(self.run.results_dir).expanduser().resolve()
+
+    def runs_dir(self) -> Path:
+        return self.results_root() / "runs"
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)
 
-    def pretrain_hash(self) -> str:
-        """Hash of everything that shapes a pre-trained encoder (not paths, logging or workers)."""
+    @property
+    def pretrains(self) -> bool:
+        """Whether the selected method pre-trains (its config schema says; `random_init` does not)."""
+        return method_pretrains(self.method_cfg)
+
+    # identity -------------------------------------------------------------
+    def encoder_identity(self, pretrains: bool) -> dict[str, Any]:
+        """The settings that shape the encoder a protocol receives, flat and keyed by config path.
+
+        For a method that pre-trains: the method's own section, the backbone, the augmentation, the
+        schedule and the pre-training data. For one that does not (random_init): the backbone only.
+        """
         d = self.to_dict()
-        payload = {
-            "method": self.method,
-            "method_cfg": d["methods"][self.method],
-            "backbone": d["backbone"],
-            "backbone_cfg": d["backbones"][self.backbone.name],
-            "augment": d["augment"],
-            "pretrain": {k: v for k, v in d["pretrain"].items() if k not in ("checkpoint_every", "log_every")},
-            "dataset": d["datasets"].get(self.pretrain.dataset),
-            "seed": self.run.seed,
-        }
+        out = _flat({"backbone": d["backbone"], f"backbones.{self.backbone.name}": d["backbones"][self.backbone.name]})
+        if pretrains:
+            pre = {k: v for k, v in d["pretrain"].items() if k not in PretrainConfig.bookkeeping}
+            out.update(_flat({f"methods.{self.method}": d["methods"][self.method], "augment": d["augment"],
+                              "pretrain": pre, f"datasets.{self.pretrain.dataset}": _dataset_identity(self.dataset_cfg)}))
+        return out
+
+    def protocol_identity(self) -> dict[str, Any]:
+        """The settings that shape what the protocol measures (not which tasks, not batch sizes of extraction)."""
+        cfg = self.protocol_cfg
+        skip = getattr(type(cfg), "bookkeeping", ())
+        body = {k: v for k, v in to_plain(cfg).items() if k not in skip}
+        out = _flat({f"protocols.{self.protocol}": body})
+        for name in self.task_datasets():
+            out.update(_flat({f"datasets.{name}": _dataset_identity(self.datasets[name])}))
+        return out
+
+    def pretrain_key(self, device: str, precision: str, code_version: str) -> str:
+        """Names a pre-trained encoder: a hash of everything that shapes it, the seed, the code version of
+        the training path, the device kind and the resolved precision. Same key, same encoder."""
+        payload = {"method": self.method, "settings": self.encoder_identity(True), "seed": self.run.seed,
+                   "code": code_version, "device": device, "precision": precision}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def method_pretrains(method_cfg: Any) -> bool:
+    """A method's config schema declares `pretrains = False` when its encoder is used as initialised."""
+    return bool(getattr(type(method_cfg), "pretrains", True))
+
+
+def _dataset_identity(cfg: Any) -> Any:
+    ident = getattr(cfg, "identity", None)
+    return ident() if callable(ident) else to_plain(cfg)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def resolved_precision(precision: str, device: str) -> str:
+    """`auto` is bf16 on CUDA and fp32 on CPU; bf16 on a CPU is a mistake the user hears about."""
+    if precision == "bf16" and device != "cuda":
+        raise ConfigError("pretrain.precision='bf16' needs a CUDA device; use 'auto' or 'fp32' on a CPU")
+    if precision == "auto":
+        return "bf16" if device == "cuda" else "fp32"
+    return precision
 
 
 def default_cache_dir() -> Path:
     """`$BENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/video-ssl-bench`, else `~/.cache/video-ssl-bench`."""
     if os.environ.get("BENCH_CACHE_DIR"):
-        return Path(os.environ["BENCH_CACHE_DIR"])
+        return Path(os.environ["BENCH_CACHE_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "video-ssl-bench"
 
@@ -205,9 +275,7 @@ def _type_name(tp: Any) -> str:
     if origin in (list, tuple):
         (inner, *_) = typing.get_args(tp) or (Any,)
         return f"a list of {_type_name(inner)}"
-    if origin is dict:
-        return "a table"
-    if dataclasses.is_dataclass(tp):
+    if origin is dict or dataclasses.is_dataclass(tp):
         return "a table"
     return getattr(tp, "__name__", str(tp))
 
@@ -219,7 +287,7 @@ def build(tp: Any, value: Any, path: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a table, got {value!r}")
+            raise ConfigError(f"{path or 'the config'}: expected a table, got {value!r}")
         hints = typing.get_type_hints(tp)
         names = [f.name for f in dataclasses.fields(tp)]
         for k in value:
@@ -230,7 +298,7 @@ def build(tp: Any, value: Any, path: str) -> Any:
             sub = f"{path}.{f.name}" if path else f.name
             if f.name in value:
                 kwargs[f.name] = build(hints[f.name], value[f.name], sub)
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"missing key {sub!r} ({_type_name(hints[f.name])})")
         return tp(**kwargs)
     if origin is Literal:
@@ -239,14 +307,13 @@ def build(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: {value!r} is not allowed; allowed: {', '.join(map(repr, choices))}")
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arg in typing.get_args(tp):
             if arg is type(None) and value is None:
                 return None
             try:
                 return build(arg, value, path)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                pass
         raise ConfigError(f"{path}: {value!r} matches none of the allowed types")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -269,6 +336,8 @@ def build(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -307,27 +376,89 @@ def apply_override(raw: dict, assignment: str) -> None:
     if not parts:
         raise ConfigError(f"--set {assignment!r}: empty key")
     if parts[0] in ("method", "protocol") and len(parts) > 1:
-        parts = [parts[0] + "s", raw.get(parts[0], ""), *parts[1:]]
+        parts = [parts[0] + "s", str(raw.get(parts[0], "")), *parts[1:]]
     node = raw
     for i, p in enumerate(parts[:-1]):
         nxt = node.get(p)
+        if nxt is None and i > 0:  # a registered entry with no section yet (e.g. backbones.r3d_18.x)
+            nxt = node[p] = {}
         if not isinstance(nxt, dict):
             where = ".".join(parts[: i + 1])
             allowed = sorted(k for k, v in node.items() if isinstance(v, dict))
-            raise ConfigError(f"--set {key}: no section {where!r}" + _suggest(p, allowed))
+            raise ConfigError(f"--set {key.strip()}: no section {where!r}" + _suggest(p, allowed))
         node = nxt
     node[parts[-1]] = parse_value(text.strip())
 
 
-def load_raw(path: Path | None = None) -> dict:
-    path = Path(path) if path else DEFAULT_CONFIG_PATH
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
+def read_toml(path: Path) -> dict:
+    """One TOML file as a dict; any way it can be unreadable is a ConfigError naming the file."""
+    path = Path(path)
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read: {e.strerror or e}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def user_config_path(explicit: str | Path | None = None) -> Path | None:
+    """`--config FILE` if given, else `./bench.toml` if the working directory has one, else None."""
+    if explicit is not None:
+        if str(explicit).strip() == "":
+            raise ConfigError("--config: empty path")
+        return Path(explicit).expanduser()
+    local = Path.cwd() / USER_CONFIG_NAME
+    if local.exists() and local.resolve() != DEFAULTS_PATH:
+        return local
+    return None
+
+
+_TOP_KEYS = {"default_profile": str, "method": str, "protocol": str, "plugins": list, "profiles": dict}
+
+
+def _check_raw(raw: dict, source: str) -> None:
+    """Shape checks on a file's top level, so a stray `profiles = 5` is a message, not a traceback."""
+    for key, tp in _TOP_KEYS.items():
+        if key in raw and not isinstance(raw[key], tp):
+            raise ConfigError(f"{source}: '{key}' must be {_type_name(tp) if tp is not str else 'a string'}, "
+                              f"got {raw[key]!r}")
+    for name, body in raw.get("profiles", {}).items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [profiles.{name}] must be a table, got {body!r}")
+    if not all(isinstance(p, str) for p in raw.get("plugins", [])):
+        raise ConfigError(f"{source}: 'plugins' must be a list of module names")
+
+
+def load_raw(path: str | Path | None = None) -> tuple[dict, list[str]]:
+    """The packaged defaults with the user's file merged over them, and the files read (in order)."""
+    raw = read_toml(DEFAULTS_PATH)
+    sources = [str(DEFAULTS_PATH)]
+    user = user_config_path(path)
+    if user is not None:
+        mine = read_toml(user)
+        _check_raw(mine, str(user))
+        raw = _deep_merge(raw, mine)
+        sources.append(str(user))
+    return raw, sources
+
+
+def load_plugins(modules: list[str], base: Path | None) -> None:
+    """Import plugin modules (each adds catalog entries); the user's config folder is importable."""
+    if base is not None and str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"plugins: cannot import {name!r} ({e})") from None
 
 
 def load_config(
@@ -337,48 +468,54 @@ def load_config(
     method: str | None = None,
     protocol: str | None = None,
     seed: int | None = None,
-    path: Path | None = None,
+    path: str | Path | None = None,
+    results_dir: str | None = None,
 ) -> Config:
-    """Resolve `bench.toml` + profile + overrides into a validated Config."""
-    raw = load_raw(path)
+    """Resolve defaults + user file + profile + overrides into a validated Config."""
+    raw, sources = load_raw(path)
+    plugins = raw.pop("plugins", [])
+    load_plugins(plugins, Path(sources[-1]).parent if len(sources) > 1 else None)
     profiles = raw.pop("profiles", {})
-    profile = profile or raw.pop("default_profile", "embedded")
-    raw.pop("default_profile", None)
+    default = raw.pop("default_profile", "embedded")
+    for label, value in (("--profile", profile), ("--method", method), ("--protocol", protocol)):
+        if value is not None and not value.strip():
+            raise ConfigError(f"{label}: empty value; see `bench list {label[2:]}s`")
+    profile = profile or default
     if profile not in profiles:
         raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(sorted(profiles))}")
     raw = _deep_merge(raw, profiles[profile])
     raw["profile"] = profile
-    if method:
+    if method is not None:
         raw["method"] = method
-    if protocol:
+    if protocol is not None:
         raw["protocol"] = protocol
     for o in overrides:
         apply_override(raw, o)
     if seed is not None:
         raw.setdefault("run", {})["seed"] = seed
-    return resolve(raw)
+    if results_dir is not None:
+        if not results_dir.strip():
+            raise ConfigError("--results-dir: empty path")
+        raw.setdefault("run", {})["results_dir"] = results_dir
+    cfg = resolve(raw)
+    cfg.plugins, cfg.sources = list(plugins), sources
+    return cfg
 
 
 def resolve(raw: dict) -> Config:
-    """Validate a raw tree (after merging) into a Config, typing registry sections by their classes."""
-    from harness import catalog  # registries; imported late to avoid import cycles
-
+    """Validate a raw tree (after merging) into a Config, typing registry sections by their schemas."""
     raw = copy.deepcopy(raw)
     sections: dict[str, dict] = {}
-    for kind, registry in (
-        ("datasets", catalog.DATASETS),
-        ("backbones", catalog.BACKBONES),
-        ("methods", catalog.METHODS),
-        ("protocols", catalog.PROTOCOLS),
-    ):
+    for kind in ("datasets", "backbones", "methods", "protocols"):
+        registry = catalog.REGISTRIES[kind]
         table = raw.pop(kind, {})
         if not isinstance(table, dict):
-            raise ConfigError(f"{kind}: expected a table")
+            raise ConfigError(f"{kind}: expected a table of sections, got {table!r}")
         typed = {}
         for name, body in table.items():
             if name not in registry:
                 raise ConfigError(f"[{kind}.{name}]: unknown name {name!r}" + _suggest(name, registry.names()))
-            typed[name] = build(registry.get(name).config_class, body, f"{kind}.{name}")
+            typed[name] = build(registry.config_class(name), body, f"{kind}.{name}")
         sections[kind] = typed
     for key in ("method", "protocol"):
         if key not in raw:
@@ -386,12 +523,12 @@ def resolve(raw: dict) -> Config:
     cfg = build(Config, {**raw, **{k: {} for k in sections}}, "")
     for k, v in sections.items():
         setattr(cfg, k, v)
-    _check_names(cfg, catalog)
+    _check_names(cfg)
     _check_values(cfg)
     return cfg
 
 
-def _check_names(cfg: Config, catalog: Any) -> None:
+def _check_names(cfg: Config) -> None:
     for label, name, registry, table in (
         ("method", cfg.method, catalog.METHODS, cfg.methods),
         ("protocol", cfg.protocol, catalog.PROTOCOLS, cfg.protocols),
@@ -402,52 +539,69 @@ def _check_names(cfg: Config, catalog: Any) -> None:
             raise ConfigError(f"{label}: unknown name {name!r}" + _suggest(name, registry.names()))
         if name not in table:  # a registered entry with no section: use its defaults if it has them
             try:
-                table[name] = build(registry.get(name).config_class, {}, f"{label}:{name}")
+                table[name] = build(registry.config_class(name), {}, f"{label}:{name}")
             except ConfigError as e:
                 raise ConfigError(f"{label} {name!r} needs a section in bench.toml: {e}") from None
-    tasks = catalog.TASKS.names()
     proto = cfg.protocol_cfg
     for t in getattr(proto, "tasks", []):
         if t not in catalog.TASKS:
-            raise ConfigError(f"protocols.{cfg.protocol}.tasks: unknown task {t!r}" + _suggest(t, tasks))
+            raise ConfigError(f"protocols.{cfg.protocol}.tasks: unknown task {t!r}" + _suggest(t, catalog.TASKS.names()))
+        ds = catalog.TASKS.get(t).dataset
+        if ds not in cfg.datasets:
+            raise ConfigError(f"task {t!r} reads dataset {ds!r}, which has no [datasets.{ds}] section")
 
 
-def _positive(path: str, v: float, allow_zero: bool = False) -> None:
-    if v < 0 or (v == 0 and not allow_zero):
-        raise ConfigError(f"{path}: must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+def _at_least(path: str, v: float, low: float, strict: bool = False) -> None:
+    if v < low or (strict and v == low):
+        raise ConfigError(f"{path}: must be {'>' if strict else '>='} {low:g}, got {v:g}")
 
 
 def _check_values(cfg: Config) -> None:
-    """Range checks that types cannot express."""
+    """Range checks that types cannot express; each names the key and the allowed range."""
+    r = cfg.run
+    _at_least("run.seed", r.seed, 0)
+    _at_least("run.threads", r.threads, 0)
+    if not r.results_dir.strip():
+        raise ConfigError("run.results_dir: empty path")
+    _at_least("data.num_workers", cfg.data.num_workers, 0)
+    if not 0 <= cfg.data.max_bad_fraction <= 1:
+        raise ConfigError(f"data.max_bad_fraction: in [0, 1], got {cfg.data.max_bad_fraction}")
     p = cfg.pretrain
-    _positive("pretrain.batch_size", p.batch_size)
-    _positive("pretrain.epochs", p.epochs, allow_zero=True)
-    _positive("pretrain.lr", p.lr)
-    _positive("pretrain.checkpoint_every", p.checkpoint_every)
-    _positive("pretrain.warmup_epochs", p.warmup_epochs, allow_zero=True)
-    _positive("pretrain.grad_clip", p.grad_clip, allow_zero=True)
+    for name in ("batch_size", "checkpoint_every", "log_every"):
+        _at_least(f"pretrain.{name}", getattr(p, name), 1)
+    _at_least("pretrain.lr", p.lr, 0, strict=True)
+    for name in ("epochs", "weight_decay", "momentum", "warmup_epochs", "grad_clip"):
+        _at_least(f"pretrain.{name}", getattr(p, name), 0)
+    if p.momentum >= 1:
+        raise ConfigError(f"pretrain.momentum: must be < 1, got {p.momentum:g}")
+    if p.warmup_epochs > p.epochs:
+        raise ConfigError(f"pretrain.warmup_epochs ({p.warmup_epochs:g}) must be <= pretrain.epochs ({p.epochs})")
     c = cfg.backbone.clip
-    _positive("backbone.clip.frames", c.frames)
-    _positive("backbone.clip.stride", c.stride)
-    _positive("backbone.clip.crop_size", c.crop_size)
+    for name in ("frames", "stride", "crop_size"):
+        _at_least(f"backbone.clip.{name}", getattr(c, name), 1)
     if c.test_short_side < c.crop_size:
         raise ConfigError(f"backbone.clip.test_short_side ({c.test_short_side}) must be >= crop_size ({c.crop_size})")
     if len(c.mean) != 3 or len(c.std) != 3:
         raise ConfigError("backbone.clip.mean and .std need 3 values (RGB)")
+    if min(c.std) <= 0:
+        raise ConfigError(f"backbone.clip.std: must be > 0, got {c.std}")
     a = cfg.augment
     for name in ("crop_scale", "crop_ratio", "blur_sigma"):
         v = getattr(a, name)
         if len(v) != 2 or v[0] > v[1] or v[0] <= 0:
             raise ConfigError(f"augment.{name}: expected [low, high] with 0 < low <= high, got {v}")
-    if len(a.jitter) != 4:
-        raise ConfigError(f"augment.jitter: expected [brightness, contrast, saturation, hue], got {a.jitter}")
+    if a.crop_scale[1] > 1:
+        raise ConfigError(f"augment.crop_scale: an area fraction in (0, 1], got {a.crop_scale}")
+    if len(a.jitter) != 4 or min(a.jitter) < 0 or a.jitter[3] > 0.5:
+        raise ConfigError(f"augment.jitter: expected [brightness, contrast, saturation, hue] >= 0 with hue <= 0.5, "
+                          f"got {a.jitter}")
     for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
         v = getattr(a, name)
         if not 0 <= v <= 1:
             raise ConfigError(f"augment.{name}: a probability in [0, 1], got {v}")
-    if not 0 <= cfg.data.max_bad_fraction <= 1:
-        raise ConfigError(f"data.max_bad_fraction: in [0, 1], got {cfg.data.max_bad_fraction}")
-    for section in (cfg.method_cfg, cfg.protocol_cfg, cfg.backbone_cfg, cfg.dataset_cfg):
+    checked = [cfg.method_cfg, cfg.protocol_cfg, cfg.backbone_cfg, cfg.dataset_cfg,
+               *(cfg.datasets[d] for d in cfg.task_datasets())]
+    for section in {id(s): s for s in checked}.values():
         check = getattr(section, "validate", None)
         if check is not None:
             check()

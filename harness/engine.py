@@ -19,20 +19,22 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from harness.config import PretrainConfig, RunConfig
+from harness.config import PretrainConfig, RunConfig, resolved_precision
+from harness.errors import ConfigError, NonFiniteLossError
+from harness.progress import progress_bar
 
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced NaN/inf; the message says where and which checkpoint is the last good one."""
+__all__ = ["NonFiniteLossError", "resolve_device", "seed_everything", "use_bf16", "LARS", "build_optimizer",
+           "lr_at", "atomic_save", "train", "TrainStats"]
 
 
 # ----------------------------------------------------------------------------- device, seeds
 
 
 def resolve_device(run: RunConfig) -> torch.device:
+    """`auto` is CUDA when there is one; asking for CUDA on a machine without it is a config mistake."""
+    if run.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device='cuda' but this machine has no CUDA device; use 'auto' or 'cpu'")
     if run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("run.device='cuda' but no CUDA device is available")
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -44,9 +46,7 @@ def seed_everything(seed: int) -> None:
 
 
 def use_bf16(cfg: PretrainConfig, device: torch.device) -> bool:
-    if cfg.precision == "bf16" and device.type != "cuda":
-        raise RuntimeError("pretrain.precision='bf16' needs CUDA; use 'auto' or 'fp32' on CPU")
-    return cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    return resolved_precision(cfg.precision, device.type) == "bf16"
 
 
 def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
@@ -165,6 +165,11 @@ def rng_state() -> dict:
     return s
 
 
+def non_finite_tensors(module: nn.Module) -> list[str]:
+    """Names of parameters and buffers (BN statistics included) holding NaN or inf."""
+    return [k for k, v in module.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def set_rng_state(s: dict) -> None:
     random.setstate(s["python"])
     np.random.set_state(s["numpy"])
@@ -204,10 +209,13 @@ def train(
     on_bad: Callable[[list], None] = lambda bad: None,
     fingerprint: str = "",
     progress: bool = True,
+    log: Callable[[str], None] = lambda msg: None,
 ) -> TrainStats:
     """Pre-train `method` for `total_steps`, checkpointing to `ckpt_path`.
 
-    `make_loader(start_step)` returns batches for steps start_step..total_steps-1.
+    `make_loader(start_step)` returns one batch for each of the steps start_step..total_steps-1. A
+    batch whose videos were all unreadable still counts as a step (no update), so the step count,
+    the data order and `--resume` stay aligned with the sampler.
     """
     bf16 = use_bf16(cfg, device)
     prepare_model(method, device, cfg.channels_last)
@@ -221,7 +229,7 @@ def train(
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if state.get("fingerprint") != fingerprint:
-            raise RuntimeError(f"{ckpt_path} belongs to another configuration; delete it or drop --resume")
+            raise ConfigError(f"{ckpt_path} belongs to another configuration; delete it or drop --resume")
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
@@ -229,68 +237,63 @@ def train(
         stats.bad_videos = state.get("bad_videos", {})
         stats.loss_curve = [tuple(x) for x in state.get("loss_curve", [])]
         stats.resumed_from_step = step
+        log(f"resuming from step {step} of {total_steps} ({ckpt_path})")
+    elif resume:
+        log(f"--resume: no unfinished pre-training of this configuration at {ckpt_path}; starting at step 0")
     forward = torch.compile(method.losses) if cfg.compile else method.losses
+    last_good = ckpt_path if ckpt_path.exists() and resume else None
+
+    def where() -> str:
+        return f"Last good checkpoint: {last_good or 'none yet'}"
 
     def save(at: int) -> None:
+        nonlocal last_good
+        bad = non_finite_tensors(method)
+        if bad:  # never leave a "last good" checkpoint that cannot be resumed
+            raise NonFiniteLossError(f"non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
+                                     f"after step {at}; training stopped without saving them. {where()}. "
+                                     "Lower pretrain.lr or enable pretrain.grad_clip.")
         atomic_save({
             "method": method.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": {"step": at, "total": total_steps, "warmup": warmup},
             "rng": rng_state(), "step": at, "fingerprint": fingerprint,
             "bad_videos": stats.bad_videos, "loss_curve": stats.loss_curve,
         }, ckpt_path)
+        last_good = ckpt_path
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=total_steps, initial=step, desc="pretrain", unit="step", disable=not progress,
-               dynamic_ncols=True, mininterval=2.0)
+    bar = progress_bar(total_steps, step, "pretrain", "step", progress)
     method.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t_start, timed_clips, t_timed = time.perf_counter(), 0, None
-    loss_sum, loss_n = 0.0, 0
+    loss_sum, loss_n, loss = 0.0, 0, float("nan")
     try:
         for batch in make_loader(step):
             if batch.get("bad"):
                 on_bad(batch["bad"])
-            if "clips" not in batch:
-                continue
-            batch["clips"] = batch["clips"].to(device, non_blocking=True)
+                stats.bad_videos.update(dict(batch["bad"]))
             lr = lr_at(step, total_steps, warmup, cfg.lr)
-            for g in optimizer.param_groups:
-                g["lr"] = lr * g["lr_scale"]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = forward(batch)
-            loss = out["loss"].float()
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"loss is {loss.item()} at step {step} (lr {lr:.3g}); training stopped. "
-                    f"Last good checkpoint: {ckpt_path if ckpt_path.exists() else 'none yet'}. "
-                    "Lower pretrain.lr or enable pretrain.grad_clip.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                if not torch.isfinite(norm):
-                    raise NonFiniteLossError(f"gradient norm is {norm.item()} at step {step}; training stopped. "
-                                             f"Last good checkpoint: {ckpt_path if ckpt_path.exists() else 'none yet'}")
-            optimizer.step()
+            if "clips" in batch:
+                loss = _step(method, forward, optimizer, params, batch, lr, bf16, device, cfg, step, where)
+                loss_sum += loss
+                loss_n += 1
+                n_clips = batch["clips"].shape[0] * clips_per_sample
+                if t_timed is None:  # the first step pays for warm-up and caches; time from the second
+                    t_timed = time.perf_counter()
+                else:
+                    timed_clips += n_clips
             method.after_step(step / max(total_steps - 1, 1))
             step += 1
-            loss_sum += loss.item()
-            loss_n += 1
-            n_clips = batch["clips"].shape[0] * clips_per_sample
-            if t_timed is None:  # the first step pays for warm-up and caches; time from the second
-                t_timed = time.perf_counter()
-            else:
-                timed_clips += n_clips
-            if step % cfg.log_every == 0 or step == total_steps:
+            if loss_n and (step % cfg.log_every == 0 or step == total_steps):
                 stats.loss_curve.append((step, loss_sum / loss_n))
                 loss_sum, loss_n = 0.0, 0
             if step % cfg.checkpoint_every == 0 or step == total_steps:
                 save(step)
             rate = timed_clips / max(time.perf_counter() - t_timed, 1e-9) if timed_clips else 0.0
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}", clips_s=f"{rate:.0f}", refresh=False)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", clips_s=f"{rate:.0f}", refresh=False)
             bar.update()
+            if bar.n == stats.resumed_from_step + 1:
+                bar.restart_clock()  # the first step paid for warm-up: estimates count from the second
     finally:
         bar.close()
     stats.steps = step
@@ -300,3 +303,24 @@ def train(
     if device.type == "cuda":
         stats.peak_memory_gb = torch.cuda.max_memory_allocated() / 2**30
     return stats
+
+
+def _step(method, forward, optimizer, params, batch, lr, bf16, device, cfg, step, where) -> float:
+    """One optimiser step on a batch; stops on a non-finite loss or gradient before anything is updated."""
+    batch["clips"] = batch["clips"].to(device, non_blocking=True)
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g["lr_scale"]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = forward(batch)
+    loss = out["loss"].float()
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"loss is {loss.item()} at step {step} (lr {lr:.3g}); training stopped. "
+                                 f"{where()}. Lower pretrain.lr or enable pretrain.grad_clip.")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        if not torch.isfinite(norm):
+            raise NonFiniteLossError(f"gradient norm is {norm.item()} at step {step}; training stopped. {where()}")
+    optimizer.step()
+    return loss.item()

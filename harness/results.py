@@ -1,18 +1,30 @@
-"""Run records (one self-describing JSON per run, written atomically) and tables derived from them."""
+"""Run records (one self-describing JSON per run, written atomically) and the leaderboard derived from them.
+
+The leaderboard's rules, so that a number in it means one thing:
+- one row per method variant, one column per protocol:task;
+- a variant is named only by the settings that shape that method's encoder and that protocol's
+  measurement (the record's `identity`) and by the code versions that produced it: runs that
+  differ in any of them are never averaged together;
+- each cell is the mean over seeds (re-runs of one seed are averaged first, so they count once),
+  with a 95% confidence interval from Student's t when there are two seeds or more.
+"""
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import platform
 import subprocess
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from harness.errors import ConfigError, StorageError
 
-from harness.config import REPO_ROOT
+RECORD_KEYS = ("method", "protocol", "profile", "seed", "results", "identity", "code_version")
 
 
 def versions() -> dict[str, str]:
@@ -22,8 +34,10 @@ def versions() -> dict[str, str]:
     import torch
     import torchvision
 
-    v = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-         "av": av.__version__, "numpy": numpy.__version__}
+    from harness import __version__
+
+    v = {"harness": __version__, "python": platform.python_version(), "torch": torch.__version__,
+         "torchvision": torchvision.__version__, "av": av.__version__, "numpy": numpy.__version__}
     if torch.cuda.is_available():
         v["cuda"] = str(torch.version.cuda)
         v["cudnn"] = str(torch.backends.cudnn.version())
@@ -32,115 +46,231 @@ def versions() -> dict[str, str]:
 
 
 def git_commit() -> str:
+    """The commit of the harness's own checkout (+dirty), or "unknown" for an installed copy."""
+    from harness.config import DEFAULTS_PATH
+
+    root = DEFAULTS_PATH.parent.parent
+    if not (root / ".git").exists():
+        return "unknown"
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
+# ----------------------------------------------------------------------------- writing
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Fail now, with one line, if `path` could not take a file: a file in the way, a read-only or full
+    file system. Creates nothing: the probe goes into the deepest folder that exists and is removed."""
+    path = Path(path)
+    probe_dir = path
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise StorageError(f"{what} {path}: {probe_dir} is a file, not a folder")
+    probe = probe_dir / f".bench-write-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)  # a record's size: a full disk fails here, not after pre-training
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise StorageError(f"{what} {path} cannot be written ({_why(e)})") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+
+
+def _why(e: OSError) -> str:
+    return {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
+            errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"}.get(
+        e.errno, e.strerror or str(e))
+
+
 def write_record(record: dict[str, Any], directory: Path) -> Path:
     """Write `record` under a unique name via temp file + fsync + rename: readers never see half a
     record and two runs finishing together cannot overwrite each other."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"results folder {directory} cannot be created ({_why(e)})") from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     rid = record.setdefault("id", f"{stamp}-{record['method']}-{record['protocol']}-{uuid.uuid4().hex[:8]}")
     final = directory / f"{rid}.json"
     tmp = directory / f".{rid}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(record, f, indent=1, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"run record {final} could not be written ({_why(e)}); nothing was saved") from None
     return final
 
 
-def load_records(directory: Path) -> list[dict]:
-    """All complete records (temp files are skipped; unreadable ones are reported, not fatal)."""
-    out = []
+# ----------------------------------------------------------------------------- reading
+
+
+def load_records(directory: Path) -> tuple[list[dict], list[str]]:
+    """All complete run records in `directory`, and one line for each file that was skipped and why
+    (temp files of runs in progress are not records and are ignored silently)."""
+    records, skipped = [], []
     if not directory.exists():
-        return out
+        return records, skipped
+    if not directory.is_dir():
+        raise StorageError(f"results folder {directory} is a file, not a folder")
     for p in sorted(directory.glob("*.json")):
         try:
-            out.append(json.loads(p.read_text()))
-        except (json.JSONDecodeError, OSError) as e:
-            print(f"warning: skipping unreadable record {p}: {e}")
-    return out
+            rec = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            skipped.append(f"{p.name}: not valid JSON ({e})")
+            continue
+        except OSError as e:
+            skipped.append(f"{p.name}: cannot be read ({_why(e)})")
+            continue
+        missing = [k for k in RECORD_KEYS if not isinstance(rec, dict) or k not in rec]
+        if missing:
+            skipped.append(f"{p.name}: not a run record of this harness version (missing {', '.join(missing)})")
+            continue
+        records.append(rec)
+    return records, skipped
 
 
-# settings that do not change what a run measures: seeds are averaged over, the rest is bookkeeping
-_NOT_A_VARIANT = ("run.seed", "run.results_dir", "run.cache_dir", "run.device", "run.threads", "data.num_workers",
-                  "data.cache_frames", "pretrain.checkpoint_every", "pretrain.log_every", "protocols.linear.feature_batch")
+def _label_value(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = json.dumps(v)
+def _identity(r: dict) -> dict[str, Any]:
+    """The record's variant-defining settings, flat: its identity plus the code versions it ran."""
+    out = {**r["identity"].get("encoder", {}), **r["identity"].get("protocol", {})}
+    cv = r.get("code_version", {})
+    if cv.get("pretrain") is not None:
+        out["code.pretrain"] = cv["pretrain"]
+    out[f"code.{r['protocol']}"] = cv.get("protocol")
     return out
 
 
 def variant_labels(records: list[dict]) -> list[str]:
     """Per record, the settings that set it apart from other runs of its (profile, method), e.g.
-    'pretrain.epochs=120'; '' where all of them agree. Keeps runs made with different `--set`
-    overrides in separate leaderboard rows instead of averaging them as if they were seeds."""
-    flats = [{k: v for k, v in _flatten(r.get("config", {})).items() if k not in _NOT_A_VARIANT} for r in records]
+    'pretrain.epochs=120'; '' where all of them agree. A key only counts among the runs that have
+    it, so another protocol's settings never label a run, nor pre-training keys a method without it."""
+    flats = [_identity(r) for r in records]
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(records):
         groups.setdefault((r["profile"], r["method"]), []).append(i)
     labels = [""] * len(records)
     for members in groups.values():
         keys = sorted({k for i in members for k in flats[i]})
-        differ = [k for k in keys if len({flats[i].get(k) for i in members}) > 1]
+        differ = [k for k in keys
+                  if len({json.dumps(flats[i][k], sort_keys=True) for i in members if k in flats[i]}) > 1]
         for i in members:
-            labels[i] = ", ".join(f"{k}={flats[i].get(k, '-')}" for k in differ)
+            labels[i] = ", ".join(f"{k}={_label_value(flats[i][k])}" for k in differ if k in flats[i])
     return labels
 
 
-def records_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per (run, task) with the metrics flattened; `variant` names non-default settings."""
+def records_frame(records: list[dict]):
+    """One row per (run, task) with the metrics flattened; `variant` names what sets the run apart."""
+    import pandas as pd
+
     rows = []
-    for n, (r, variant) in enumerate(zip(records, variant_labels(records))):
-        for t in r.get("results", []):
-            rows.append({"id": r.get("id", f"run{n}"), "time": r.get("finished"), "profile": r["profile"], "method": r["method"],
-                         "variant": variant, "protocol": r["protocol"], "backbone": r.get("backbone"),
-                         "seed": r.get("seed"), "task": t["task"], **t["metrics"]})
+    for r, variant in zip(records, variant_labels(records)):
+        for t in r["results"]:
+            rows.append({"id": r.get("id"), "profile": r["profile"], "method": r["method"],
+                         "row": r["method"] if not variant else f"{r['method']} [{variant}]",
+                         "protocol": r["protocol"], "task": t["task"], "column": f"{r['protocol']}:{t['task']}",
+                         "seed": r["seed"], "unreadable": tuple(r.get("unreadable_videos", [])), **t["metrics"]})
     return pd.DataFrame(rows)
 
 
-def leaderboard(records: list[dict], metric: str = "top1", profile: str | None = None) -> pd.DataFrame:
-    """Method x (protocol, task) table of `metric`, averaged over seeds (n runs shown in `runs`).
+@dataclass
+class Board:
+    """The leaderboard: per (profile, row) and protocol:task column, the mean, CI half-width and seed count."""
 
-    Runs of one method whose settings differ get a row each, labelled with what differs."""
+    metric: str
+    mean: Any  # DataFrame: (profile, row) x column
+    ci95: Any  # DataFrame: half-width of the 95% interval; NaN with one seed
+    n: Any  # DataFrame: seeds behind each cell
+    seeds: Any  # Series: distinct seeds of each row
+    notes: Any  # Series: what the reader must know about a row (unreadable videos)
+
+    @property
+    def empty(self) -> bool:
+        return self.mean.empty
+
+
+def _t95(n: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1))
+
+
+def leaderboard(records: list[dict], metric: str = "top1", profile: str | None = None) -> Board:
+    """Method variant x protocol:task table of `metric`: mean over seeds, with a 95% CI."""
     df = records_frame(records)
     if df.empty:
-        return df
-    if profile:
+        raise ConfigError("no run records yet: try `bench run --method rho_byol --protocol linear`")
+    metrics = sorted(c for c in ("top1", "top5", "top1_1view", "top5_1view") if c in df)
+    if metric not in df:
+        raise ConfigError(f"--metric {metric!r} is not in the records; they have: {', '.join(metrics)}")
+    if profile is not None:
+        have = sorted(df.profile.unique())
         df = df[df.profile == profile]
-    if df.empty or metric not in df:
-        return pd.DataFrame()
-    df = df.assign(column=df.protocol + ":" + df.task,
-                   method=[m if not v else f"{m} [{v}]" for m, v in zip(df.method, df.variant)])
-    table = df.pivot_table(index=["profile", "method"], columns="column", values=metric, aggfunc="mean")
-    runs = df.groupby(["profile", "method"])["id"].nunique().rename("runs")
-    return table.join(runs).round(1).sort_index()
+        if df.empty:
+            raise ConfigError(f"no runs with profile {profile!r}; runs exist for: {', '.join(have)}")
+    keys = ["profile", "row", "column"]
+    per_seed = df.groupby([*keys, "seed"])[metric].mean().reset_index()  # re-runs of a seed count once
+    agg = per_seed.groupby(keys)[metric].agg(["mean", "std", "count"])
+    agg["ci95"] = [s * _t95(int(n)) / math.sqrt(n) if n > 1 else float("nan")
+                   for s, n in zip(agg["std"], agg["count"])]
+    mean = agg["mean"].unstack("column")
+    ci = agg["ci95"].unstack("column")
+    n = agg["count"].unstack("column")
+    seeds = per_seed.groupby(["profile", "row"])["seed"].nunique().rename("seeds")
+    bad = df.groupby(["profile", "row"])["unreadable"].agg(lambda s: len({p for t in s for p in t}))
+    notes = bad.map(lambda k: f"{k} unreadable videos left out" if k else "").rename("notes")
+    idx = mean.sort_index().index
+    return Board(metric, mean.reindex(idx), ci.reindex(idx), n.reindex(idx), seeds.reindex(idx), notes.reindex(idx))
 
 
-def format_table(df: pd.DataFrame, fmt: str = "markdown") -> str:
-    if df.empty:
-        return "(no runs recorded yet: try `bench run --method rho_byol --protocol linear`)"
+def format_table(board: Board, fmt: str = "markdown") -> str:
+    """Markdown (cells "mean ± CI", seeds and notes columns) or tidy CSV (one line per cell)."""
     if fmt == "csv":
-        return df.to_csv()
-    flat = df.reset_index()
-    cols = [str(c) for c in flat.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in flat.iterrows():
-        lines.append("| " + " | ".join("" if pd.isna(v) else (f"{v:.1f}" if isinstance(v, float) else str(v))
-                                       for v in row) + " |")
+        rows = ["profile,method,column,mean,ci95,seeds"]
+        for (prof, row), line in board.mean.iterrows():
+            for col, v in line.items():
+                if v == v:  # not NaN
+                    ci = board.ci95.loc[(prof, row), col]
+                    rows.append(",".join([prof, _csv(row), col, f"{v:.4g}", "" if ci != ci else f"{ci:.4g}",
+                                          str(int(board.n.loc[(prof, row), col]))]))
+        return "\n".join(rows) + "\n"
+    cols = list(board.mean.columns)
+    show_notes = bool((board.notes != "").any())
+    header = ["profile", "method", *cols, "seeds", *(["notes"] if show_notes else [])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for (prof, row), line in board.mean.iterrows():
+        counts = board.n.loc[(prof, row)]
+        most = int(board.seeds.loc[(prof, row)])
+        cells = []
+        for col in cols:
+            v, ci, k = line[col], board.ci95.loc[(prof, row), col], counts[col]
+            if v != v:
+                cells.append("")
+                continue
+            text = f"{v:.1f}" + (f" ± {ci:.1f}" if ci == ci else "")
+            cells.append(text + (f" (n={int(k)})" if int(k) != most else ""))
+        notes = [board.notes.loc[(prof, row)]] if show_notes else []
+        lines.append("| " + " | ".join([prof, row, *cells, str(most), *notes]) + " |")
     return "\n".join(lines)
+
+
+def _csv(text: str) -> str:
+    return f'"{text}"' if ("," in text or '"' in text) else text

@@ -1,4 +1,11 @@
-"""`bench run`: pre-train (or reuse a matching checkpoint), score with a protocol, write one record."""
+"""`bench run`: check, pre-train (or reuse a matching encoder), score with a protocol, write one record.
+
+Everything the configuration can tell is checked before any work starts (`preflight`): the device,
+the precision, and that the results and cache folders can be written. A finished pre-training is
+reused only when its key matches — the settings that shape it, the seed, the code version of the
+training path, the device kind and the precision — and when the videos it could not read are still
+unreadable (once the data is repaired, it trains again on the whole set).
+"""
 from __future__ import annotations
 
 import json
@@ -6,48 +13,84 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from harness import catalog
+from harness import catalog, code_version
 from harness.backbones import build_encoder
-from harness.config import Config
+from harness.config import Config, resolved_precision
 from harness.data.datasets import BadVideos, EpochBatches, PretrainClips, VideoSet
+from harness.data.manifest import atomic_json
 from harness.engine import atomic_save, resolve_device, seed_everything, train
-from harness.results import git_commit, versions, write_record
+from harness.errors import ConfigError
+from harness.results import check_writable, git_commit, versions, write_record
 from protocols.base import EvalContext
-
-
-def checkpoint_dir(cfg: Config) -> Path:
-    """Keyed by the hash of everything that shapes the encoder, so any protocol can reuse it."""
-    return cfg.cache_root() / "checkpoints" / f"{cfg.method}-{cfg.backbone.name}-{cfg.pretrain_hash()}"
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def pretrain(cfg: Config, method, device: torch.device, resume: bool, progress: bool) -> dict:
-    """Train `method` unless a finished checkpoint with the same hash exists; return what happened."""
-    if not method.needs_pretraining:
+@dataclass
+class Plan:
+    """What preflight resolved: where the run executes and where its pre-training lives."""
+
+    device: torch.device
+    precision: str
+    code_version: str | None  # of the training path; None for a method without pre-training
+    key: str | None
+    checkpoint_dir: Path | None
+
+
+def preflight(cfg: Config) -> Plan:
+    """Every check the configuration allows before work starts; raises ConfigError / StorageError."""
+    device = resolve_device(cfg.run)
+    precision = resolved_precision(cfg.pretrain.precision, device.type)
+    check_writable(cfg.runs_dir(), "results folder")
+    check_writable(cfg.cache_root(), "cache folder")
+    if not cfg.pretrains:
+        return Plan(device, precision, None, None, None)
+    version = code_version.pretrain_version(cfg.method)
+    key = cfg.pretrain_key(device.type, precision, version)
+    out = cfg.cache_root() / "checkpoints" / f"{cfg.method}-{cfg.backbone.name}-{key}"
+    return Plan(device, precision, version, key, out)
+
+
+def _still_unreadable(bad: dict[str, str], root: Path, entries: list[dict]) -> bool:
+    """Whether the videos a pre-training could not read are still missing or damaged."""
+    from harness.data.manifest import verify
+
+    wanted = [e for e in entries if str(root / e["path"]) in bad]
+    return len(wanted) < len(bad) or bool(verify(root, wanted, full=True).bad)
+
+
+def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progress: bool) -> dict:
+    """Train `method` unless a finished encoder with the same key exists; return what happened."""
+    if plan.checkpoint_dir is None:
         return {"skipped": True, "reason": f"{cfg.method} has no pre-training"}
-    out = checkpoint_dir(cfg)
+    out = plan.checkpoint_dir
     enc_path, info_path, ckpt = out / "encoder.pt", out / "pretrain.json", out / "last.pt"
-    if enc_path.exists() and info_path.exists():
-        method.encoder.load_state_dict(torch.load(enc_path, map_location="cpu", weights_only=True))
+    ds = catalog.DATASETS.get(cfg.pretrain.dataset)
+    root, entries = ds.split(cfg.dataset_cfg, cfg.cache_root(), "pretrain", progress=progress)
+    if enc_path.exists() and info_path.exists() and not retrain:
         info = json.loads(info_path.read_text())
-        log(f"reusing pre-trained encoder {enc_path} (config hash {cfg.pretrain_hash()})")
-        return {**info, "reused": True, "checkpoint": str(enc_path)}
+        bad = info.get("bad_videos", {})
+        if not bad or _still_unreadable(bad, root, entries):
+            method.encoder.load_state_dict(torch.load(enc_path, map_location="cpu", weights_only=True))
+            note = f"; it could not read {len(bad)} videos" if bad else ""
+            log(f"reusing pre-trained encoder {enc_path} (key {plan.key}{note}; --retrain trains it again)")
+            return {**info, "reused": True, "checkpoint": str(enc_path)}
+        log(f"the encoder at {enc_path} was trained without {len(bad)} videos that are readable now; training again")
+    elif retrain:
+        log(f"--retrain: training a fresh encoder into {out}")
     if ckpt.exists() and not resume:
         log(f"note: {ckpt} holds an unfinished run of this configuration; starting afresh "
             "(pass --resume to continue it)")
     spec = method.sample_spec()
-    ds_cls = catalog.DATASETS.get(cfg.pretrain.dataset)
-    root, entries = ds_cls.split(cfg.dataset_cfg, cfg.cache_root(), "pretrain", progress=progress)
     videos = VideoSet(root, entries, cfg.data.cache_frames)
     data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed)
     steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed)
@@ -56,63 +99,78 @@ def pretrain(cfg: Config, method, device: torch.device, resume: bool, progress: 
     def make_loader(start: int):
         sampler = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed, start)
         return DataLoader(data, batch_sampler=sampler, collate_fn=data.collate, num_workers=cfg.data.num_workers,
-                          pin_memory=device.type == "cuda", persistent_workers=False)
+                          pin_memory=plan.device.type == "cuda", persistent_workers=False)
 
     def on_bad(items):
         for path, err in items:
             bad.add(path, err)
 
     log(f"pre-training {cfg.method} on {cfg.pretrain.dataset} ({len(videos)} videos, {steps.total_steps} steps "
-        f"of {cfg.pretrain.batch_size}x{data.views} clips) on {device.type} -> {out}")
-    stats = train(method, make_loader, steps.total_steps, data.views, cfg.pretrain, device, ckpt, resume,
-                  on_bad=on_bad, fingerprint=cfg.pretrain_hash(), progress=progress)
-    stats.bad_videos.update(bad.failed)
-    info = {"hash": cfg.pretrain_hash(), "videos": len(videos), **asdict(stats)}
+        f"of {cfg.pretrain.batch_size}x{data.views} clips) on {plan.device.type} ({plan.precision}) -> {out}")
+    stats = train(method, make_loader, steps.total_steps, data.views, cfg.pretrain, plan.device, ckpt, resume,
+                  on_bad=on_bad, fingerprint=plan.key, progress=progress, log=log)
+    info = {"key": plan.key, "code_version": plan.code_version, "git_commit": git_commit(),
+            "device": plan.device.type, "data": ds.identity(cfg.dataset_cfg, cfg.cache_root()),
+            "videos": len(videos), "config": cfg.encoder_identity(True), "seed": cfg.run.seed, **asdict(stats)}
     atomic_save(method.encoder.state_dict(), enc_path)
-    tmp = info_path.with_name(f".{info_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, info_path)
+    atomic_json(info_path, info)
+    log(f"pre-training done in {stats.seconds:.0f} s ({stats.clips_per_s:.0f} clips/s)"
+        + (f"; {len(stats.bad_videos)} unreadable videos skipped" if stats.bad_videos else ""))
     return {**info, "reused": False, "checkpoint": str(enc_path)}
 
 
-def run(cfg: Config, resume: bool = False, progress: bool = True) -> tuple[dict, Path]:
+def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool = True) -> tuple[dict, Path]:
     """Run one method under one protocol; returns the record and where it was written."""
+    if resume and retrain:
+        raise ConfigError("--resume and --retrain contradict each other: --retrain starts a fresh pre-training")
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    device = resolve_device(cfg.run)
+    plan = preflight(cfg)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     seed_everything(cfg.run.seed)
     encoder = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
     method = catalog.METHODS.get(cfg.method)(encoder, cfg.method_cfg)
-    pre = pretrain(cfg, method, device, resume, progress)
+    pre = pretrain(cfg, plan, method, resume, retrain, progress)
     t1 = time.perf_counter()
     protocol = catalog.PROTOCOLS.get(cfg.protocol)(cfg.protocol_cfg)
     log(f"scoring {cfg.method} with protocol {cfg.protocol} on {', '.join(getattr(cfg.protocol_cfg, 'tasks', []))}")
-    results = protocol.evaluate(method.encoder, EvalContext(cfg, device, progress))
+    results = protocol.evaluate(method.encoder, EvalContext(cfg, plan.device, progress))
     t2 = time.perf_counter()
+    datasets = {name: catalog.DATASETS.get(name).identity(cfg.datasets[name], cfg.cache_root())
+                for name in dict.fromkeys([*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()])}
+    unreadable = sorted({*pre.get("bad_videos", {}), *(p for r in results for p in r.bad_videos)})
     record = {
+        "schema": 2,
         "method": cfg.method, "protocol": cfg.protocol, "profile": cfg.profile, "backbone": cfg.backbone.name,
         "seed": cfg.run.seed, "tasks": [r.task for r in results], "results": [asdict(r) for r in results],
+        "code_version": {"pretrain": plan.code_version, "protocol": code_version.protocol_version(cfg.protocol)},
+        "identity": {"encoder": cfg.encoder_identity(cfg.pretrains), "protocol": cfg.protocol_identity()},
+        "datasets": datasets, "unreadable_videos": unreadable,
         "pretrain": pre,
         "costs": {"total_seconds": t2 - t0, "pretrain_seconds": t1 - t0, "protocol_seconds": t2 - t1,
-                  "device": str(device), "threads": torch.get_num_threads()},
-        "config": cfg.to_dict(), "config_hash": cfg.pretrain_hash(),
+                  "device": str(plan.device), "precision": plan.precision, "threads": torch.get_num_threads()},
+        "config": cfg.to_dict(), "config_files": cfg.sources, "pretrain_key": plan.key,
         "versions": versions(), "git_commit": git_commit(), "host": platform.node(),
         "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
-        "command": " ".join(sys.argv),
+        "command": " ".join(sys.argv), "cwd": os.getcwd(),
     }
-    path = write_record(record, cfg.results_root())
+    path = write_record(record, cfg.runs_dir())
     return record, path
 
 
 def summary(record: dict) -> str:
-    """A short markdown table of one run's results."""
+    """A short markdown table of one run's results, and what the reader must know about it."""
     lines = [f"{record['method']} / {record['protocol']} / profile {record['profile']} "
              f"(seed {record['seed']}, {record['costs']['total_seconds']:.0f} s)", "",
-             "| task | top-1 | top-5 | top-1 (1 view) | views |", "|---|---|---|---|---|"]
+             "| task | top-1 (all views) | top-5 (all views) | top-1 (centre view) | views (clips x crops) |",
+             "|---|---|---|---|---|"]
     for r in record["results"]:
         m, c = r["metrics"], r["counts"]
         lines.append(f"| {r['task']} | {m['top1']:.1f} | {m['top5']:.1f} | {m['top1_1view']:.1f} | "
                      f"{c['temporal_views']}x{c['spatial_views']} |")
+    bad = record.get("unreadable_videos", [])
+    if bad:
+        lines += ["", f"warning: {len(bad)} videos could not be read and were left out: "
+                      + ", ".join(Path(p).name for p in bad[:5]) + (" ..." if len(bad) > 5 else "")]
     return "\n".join(lines)

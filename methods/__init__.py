@@ -1,2 +1,1 @@
-"""Pre-training methods, one module each; importing this package registers them all."""
-from methods import random_init, rho_byol  # noqa: F401
+"""Pre-training methods, one module each; `harness.catalog` names them (nothing is imported here)."""

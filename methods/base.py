@@ -4,13 +4,12 @@ its encoder. The engine owns everything else (optimiser, schedule, precision, ch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
-if TYPE_CHECKING:  # a type only: importing harness.backbones here would close an import cycle
-    from harness.backbones import Encoder
+from harness.backbones import Encoder
+from harness.config import method_pretrains
 
 
 @dataclass(frozen=True)
@@ -22,16 +21,18 @@ class SampleSpec:
 
 
 class Method(nn.Module):
-    """Base class. Subclasses set `config_class`, `description` and implement `losses`."""
-
-    config_class: type
-    description: str = ""
-    needs_pretraining: bool = True
+    """Base class: subclasses implement `losses` (and the hooks below they need). The catalog names the
+    class, its config schema and its description; a schema with `pretrains = False` marks a method
+    whose encoder is used as initialised."""
 
     def __init__(self, encoder: Encoder, cfg):
         super().__init__()
         self.encoder = encoder
         self.cfg = cfg
+
+    @property
+    def needs_pretraining(self) -> bool:
+        return method_pretrains(self.cfg)
 
     def sample_spec(self) -> SampleSpec:
         return SampleSpec(clips=1)

@@ -1,19 +1,12 @@
 """`random_init`: the encoder as initialised, no pre-training — the floor every SSL table reports."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from harness.catalog import METHODS
 from methods.base import Method
+from methods.configs import RandomInitConfig
 
 
-@dataclass
-class RandomInitConfig:
-    """No options: the encoder's own initialisation under the run's seed."""
-
-
-@METHODS.register("random_init")
 class RandomInit(Method):
-    config_class = RandomInitConfig
-    description = "reference row: untrained encoder (same seed and init as the others)"
-    needs_pretraining = False
+    """The untrained encoder under the run's seed (its config schema says it does not pre-train)."""
+
+    def __init__(self, encoder, cfg: RandomInitConfig):
+        super().__init__(encoder, cfg)

@@ -2,8 +2,8 @@
 
 Online = encoder + projector + predictor; target = momentum copy of encoder + projector with
 m annealed from `momentum` to 1 by a half cosine. Every clip predicts the target embedding of
-every other clip of the same video (ρ=1: two augmentations of one clip). Settings and sources
-are in shared/spec/rho_methods.md.
+every other clip of the same video (ρ=1: two augmentations of one clip). Settings and their
+sources are in docs/methods.md.
 
 One deliberate difference: all clips go through the encoder in one batched call (BN statistics
 over ρ·B clips) rather than ρ sequential calls; it is faster and the loss is the paper's average
@@ -12,51 +12,18 @@ over ρ sub-losses (the released code sums their gradients, which only rescales 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from harness.catalog import METHODS
 from methods.base import Method, SampleSpec, views_first
+from methods.configs import RhoByolConfig
 from methods.heads import mlp
 from methods.losses import cosine_momentum, ema_update, rho_byol_loss
 
 
-@dataclass
-class RhoByolConfig:
-    """Paper: projector 2048-4096-256 and predictor 256-4096-256, both with BN; m_base 0.996.
-
-    `pred_lr_scale` multiplies the predictor's LR (1 = the paper). A predictor that adapts faster
-    than the encoder speeds up BYOL's bootstrapping (DirectPred, Tian et al. 2021; SimSiam keeps
-    its predictor LR fixed for the same reason), which matters on schedules of a few thousand steps.
-    """
-
-    rho: int = 2
-    proj_hidden: int = 4096
-    proj_dim: int = 256
-    pred_hidden: int = 4096
-    momentum: float = 0.996
-    pred_lr_scale: float = 1.0
-
-    def validate(self) -> None:
-        from harness.config import ConfigError
-
-        if self.rho < 1:
-            raise ConfigError(f"methods.rho_byol.rho: need rho >= 1, got {self.rho}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"methods.rho_byol.momentum: need 0 <= m < 1, got {self.momentum}")
-        if not self.pred_lr_scale > 0:
-            raise ConfigError(f"methods.rho_byol.pred_lr_scale: must be > 0, got {self.pred_lr_scale}")
-        for k in ("proj_hidden", "proj_dim", "pred_hidden"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"methods.rho_byol.{k}: must be positive")
-
-
-@METHODS.register("rho_byol")
 class RhoByol(Method):
-    config_class = RhoByolConfig
-    description = "ρBYOL: momentum target, predictor, ρ clips per video as positives"
+    """Online encoder + projector + predictor regress the momentum target's embeddings of the other clips."""
 
     def __init__(self, encoder, cfg: RhoByolConfig):
         super().__init__(encoder, cfg)

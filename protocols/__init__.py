@@ -1,2 +1,1 @@
-"""Evaluation protocols, one module each; importing this package registers them all."""
-from protocols import linear  # noqa: F401
+"""Evaluation protocols, one module each; `harness.catalog` names them (nothing is imported here)."""

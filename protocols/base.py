@@ -31,10 +31,7 @@ class TaskResult:
 
 
 class Protocol:
-    """Base class: subclasses set `config_class`, `description` and implement `evaluate`."""
-
-    config_class: type
-    description: str = ""
+    """Base class: subclasses implement `evaluate`; the catalog names the class, its schema and description."""
 
     def __init__(self, cfg):
         self.cfg = cfg

@@ -13,50 +13,21 @@ videos (digits-appearance and digits-motion) share one extraction.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from harness.catalog import DATASETS, PROTOCOLS, TASKS
-from harness.config import ConfigError
+from harness.catalog import DATASETS, TASKS
 from harness.data.datasets import BadVideos, LabelledViews, VideoSet
-from harness.engine import use_bf16
+from harness.engine import lr_at, use_bf16
+from harness.errors import ConfigError
 from protocols.base import EvalContext, Protocol, TaskResult, topk
+from protocols.configs import LinearConfig
 from protocols.multiview import Features, extract, recalibrate_bn
-
-
-@dataclass
-class LinearConfig:
-    """Paper: 60 epochs, cosine, warm-up 8 epochs, wd 0, 10 temporal x 3 spatial test views."""
-
-    tasks: list[str]
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    warmup_epochs: int
-    train_views: int  # temporal clips per training video (centre crop) used as training features
-    temporal_views: int
-    spatial_views: int
-    recompute_bn: bool
-    standardize: bool
-    feature_batch: int  # videos per encoder call during extraction
-
-    def validate(self) -> None:
-        if self.spatial_views not in (1, 3):
-            raise ConfigError(f"protocols.linear.spatial_views: 1 or 3, got {self.spatial_views}")
-        for k in ("epochs", "batch_size", "train_views", "temporal_views", "feature_batch"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"protocols.linear.{k}: must be >= 1, got {getattr(self, k)}")
-        if not self.tasks:
-            raise ConfigError("protocols.linear.tasks: name at least one task")
 
 
 def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearConfig, seed: int) -> nn.Linear:
     """SGD (Nesterov 0.9) with warm-up + cosine on fixed features; the layer starts at N(0, 0.01)."""
-    from harness.engine import lr_at
-
     g = torch.Generator().manual_seed(seed)
     fc = nn.Linear(x.shape[1], n_classes)
     nn.init.normal_(fc.weight, std=0.01, generator=g)
@@ -79,10 +50,8 @@ def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearCo
     return fc
 
 
-@PROTOCOLS.register("linear")
 class Linear(Protocol):
-    config_class = LinearConfig
-    description = "frozen encoder + linear classifier, multi-view test (paper: K400, 10x3 views)"
+    """Frozen encoder, BN statistics re-estimated, a linear layer on pooled features, multi-view test."""
 
     def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
         c = self.cfg

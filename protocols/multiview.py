@@ -14,6 +14,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from harness.data.datasets import BadVideos, LabelledViews, collate
+from harness.errors import DataError
+from harness.progress import progress_bar
 
 
 @dataclass
@@ -66,27 +68,29 @@ def recalibrate_bn(encoder: nn.Module, ds: LabelledViews, device: torch.device, 
 def extract(encoder: nn.Module, ds: LabelledViews, device: torch.device, batch: int, workers: int,
             bad: BadVideos, bf16: bool = False, desc: str = "features", progress: bool = True) -> Features:
     """Features of all views of all readable videos in `ds` (unreadable ones are counted and skipped)."""
-    from tqdm import tqdm
-
     encoder.eval()
     feats, labels, n_clips = [], {}, 0
     t0 = time.perf_counter()
-    for b in tqdm(_loader(ds, batch, workers), desc=desc, unit="batch", disable=not progress,
-                  dynamic_ncols=True, mininterval=2.0):
+    loader = _loader(ds, batch, workers)
+    bar = progress_bar(len(loader), 0, desc, "batch", progress)
+    for b in loader:
         for path, err in b["bad"]:
             bad.add(path, err)
-        if "views" not in b:
-            continue
-        v = b["views"]
-        x = v.flatten(0, 1).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            f = encoder(x)
-        feats.append(f.float().cpu().view(v.shape[0], v.shape[1], -1))
-        for k, t in b["labels"].items():
-            labels.setdefault(k, []).append(t)
-        n_clips += x.shape[0]
+        if "views" in b:
+            v = b["views"]
+            x = v.flatten(0, 1).to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                f = encoder(x)
+            feats.append(f.float().cpu().view(v.shape[0], v.shape[1], -1))
+            for k, t in b["labels"].items():
+                labels.setdefault(k, []).append(t)
+            n_clips += x.shape[0]
+        bar.update()
+        if bar.n == 1:
+            bar.restart_clock()  # the first batch paid for start-up
+    bar.close()
     seconds = time.perf_counter() - t0
     if not feats:
-        raise RuntimeError("no readable videos to extract features from")
+        raise DataError(f"no readable videos to extract {desc} from")
     return Features(torch.cat(feats), {k: torch.cat(t) for k, t in labels.items()},
                     n_clips / max(seconds, 1e-9), seconds)

@@ -26,11 +26,62 @@ def test_overrides_and_shorthand():
     assert parse_value("3") == 3 and parse_value("true") is True and parse_value("abc") == "abc"
 
 
-def test_pretrain_hash_tracks_what_shapes_the_encoder():
+def _key(cfg, device="cpu", precision="fp32", code="1.1"):
+    return cfg.pretrain_key(device, precision, code)
+
+
+def test_pretrain_key_tracks_what_shapes_the_encoder():
     a = load_config("ci")
-    assert a.pretrain_hash() == load_config("ci", ["pretrain.checkpoint_every=99"]).pretrain_hash()
-    assert a.pretrain_hash() != load_config("ci", ["pretrain.lr=0.5"]).pretrain_hash()
-    assert a.pretrain_hash() != load_config("ci", seed=1).pretrain_hash()
+    assert _key(a) == _key(load_config("ci", ["pretrain.checkpoint_every=99", "protocol.feature_batch=3",
+                                               "data.num_workers=2", "run.threads=1"]))
+    for other in (["pretrain.lr=0.5"], ["method.rho=2"], ["backbones.small3d.width=4"],
+                  ["datasets.moving-digits.crf=20"], ["augment.flip_p=0.5"]):
+        assert _key(a) != _key(load_config("ci", other)), other
+    assert _key(a) != _key(load_config("ci", seed=1))
+    assert _key(a) != _key(a, code="1.2") != _key(a, device="cuda", precision="bf16")
+    # another size's counts do not shape this size's data
+    assert _key(a) == _key(load_config("ci", ["datasets.moving-digits.sizes.embedded.test_clips=7"]))
+
+
+def test_identity_names_only_what_shapes_the_result():
+    cfg = load_config("ci")
+    enc, proto = cfg.encoder_identity(True), cfg.protocol_identity()
+    assert enc["methods.rho_byol.rho"] == 4 and "pretrain.checkpoint_every" not in enc
+    assert not any(k.startswith(("methods.random_init", "protocols.", "run.", "data.")) for k in enc)
+    assert "protocols.linear.feature_batch" not in proto and "protocols.linear.tasks" not in proto
+    assert proto["protocols.linear.temporal_views"] == 2
+    bare = load_config("ci", method="random_init").encoder_identity(False)
+    assert not any(k.startswith(("pretrain.", "augment.", "methods.")) for k in bare)
+    assert bare["backbones.small3d.width"] == 8
+
+
+def test_user_file_overrides_the_packaged_defaults(tmp_path, monkeypatch):
+    (tmp_path / "bench.toml").write_text('default_profile = "mine"\n[profiles.mine]\npretrain.lr = 0.25\n'
+                                         'datasets.moving-digits.size = "ci"\n')
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config()
+    assert cfg.profile == "mine" and cfg.pretrain.lr == 0.25 and cfg.pretrain.epochs == load_config("embedded").pretrain.epochs
+    assert cfg.sources[-1] == str(tmp_path / "bench.toml")
+    other = tmp_path / "other.toml"
+    other.write_text("[run]\nseed = 5\n")
+    assert load_config("ci", path=other).run.seed == 5  # --config replaces ./bench.toml
+    assert load_config("ci", results_dir="out").runs_dir() == tmp_path / "out" / "runs"
+
+
+def test_plugin_adds_a_method(tmp_path, monkeypatch):
+    from harness import catalog
+
+    (tmp_path / "bench_plugin_demo.py").write_text(
+        "from harness import catalog\n"
+        "catalog.METHODS.add('plugin_demo', 'methods.random_init:RandomInit', 'a demo', "
+        "config='methods.configs:RandomInitConfig')\n")
+    (tmp_path / "bench.toml").write_text('plugins = ["bench_plugin_demo"]\n')
+    monkeypatch.chdir(tmp_path)
+    try:
+        cfg = load_config("ci", method="plugin_demo")
+        assert cfg.method == "plugin_demo" and not cfg.pretrains
+    finally:
+        catalog.METHODS.remove("plugin_demo")
 
 
 @pytest.mark.parametrize("override, message", [
@@ -45,6 +96,12 @@ def test_pretrain_hash_tracks_what_shapes_the_encoder():
     ("datasets.moving-digits.texture_contrast=[0.5]", "texture_contrast: need [min, max] with 0 <= min <= max <= 1"),
     ("datasets.moving-digits.digit_size=[30,20]", "digit_size: need [min, max] with 0 < min <= max <= height"),
     ("pretrain.lr", "expected key=value"),
+    ("pretrain.lr=nan", "pretrain.lr: expected a finite number"),
+    ("pretrain.lr=-1", "pretrain.lr: must be > 0"),
+    ("pretrain.log_every=0", "pretrain.log_every: must be >= 1"),
+    ("run.threads=-1", "run.threads: must be >= 0"),
+    ("backbones.small3d.width=0", "backbones.small3d.width: must be >= 1"),
+    ("datasets.moving-digits.fps=0", "datasets.moving-digits.fps: must be >= 1"),
 ])
 def test_config_errors_say_what_and_allowed(override, message):
     with pytest.raises(ConfigError) as e:
@@ -60,17 +117,17 @@ def test_unknown_method_and_profile_list_known_names():
 
 
 def test_cli_config_error_exits_2_and_writes_nothing(tmp_path):
-    runs = tmp_path / "runs"
+    runs = tmp_path / "results"
     cmd = [sys.executable, "-m", "harness.cli", "run", "--method", "rho_byol", "--protocol", "linear",
-           "--profile", "ci", "--set", f"run.results_dir='{runs}'", "--set", f"run.cache_dir='{tmp_path}'",
+           "--profile", "ci", "--results-dir", str(runs), "--set", f"run.cache_dir='{tmp_path}'",
            "--set", "pretrain.batch_size=-3"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr
-    assert "pretrain.batch_size: must be > 0, got -3" in p.stderr
+    assert p.stderr.strip() == "error: pretrain.batch_size: must be >= 1, got -3"
     assert not runs.exists() and not any(tmp_path.iterdir())
     p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--method", "simclr", "--protocol", "linear"],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "known: random_init, rho_byol" in p.stderr.replace("allowed", "known")
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 2 and "allowed: random_init, rho_byol" in p.stderr
 
 
 def test_cli_list_and_show():
@@ -78,4 +135,7 @@ def test_cli_list_and_show():
     assert p.returncode == 0 and all(b in p.stdout for b in ("small3d", "r3d_18", "r2plus1d_18", "slow_r50"))
     p = subprocess.run([sys.executable, "-m", "harness.cli", "config", "show", "--profile", "ci", "--set",
                         "pretrain.lr=0.25"], capture_output=True, text=True)
-    assert p.returncode == 0 and "lr = 0.25" in p.stdout and "pre-training hash" in p.stdout
+    assert p.returncode == 0 and "lr = 0.25" in p.stdout and "pre-training key" in p.stdout
+    assert "[methods.rho_byol]" in p.stdout and "random_init" not in p.stdout  # only the sections in use
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "config", "show", "--all"], capture_output=True, text=True)
+    assert p.returncode == 0 and "[methods.random_init]" in p.stdout and "[profiles" not in p.stdout

@@ -184,8 +184,8 @@ def test_batched_colour_augment_matches_torchvision():
     out = aug(clips, params)
     for n in range(6):
         x, p = clips[n].float() / 255, params[n].tolist()
-        ops = [lambda y: TF.adjust_brightness(y, p[0]), lambda y: TF.adjust_contrast(y, p[1]),
-               lambda y: TF.adjust_saturation(y, p[2]), lambda y: TF.adjust_hue(y, p[3])]
+        ops = [lambda y, p=p: TF.adjust_brightness(y, p[0]), lambda y, p=p: TF.adjust_contrast(y, p[1]),
+               lambda y, p=p: TF.adjust_saturation(y, p[2]), lambda y, p=p: TF.adjust_hue(y, p[3])]
         for k in p[4:8]:
             x = ops[int(k)](x)
         if p[8]:

@@ -1,16 +1,29 @@
-"""Run records are written atomically and completely; tables are derived from them."""
+"""Run records are written atomically and completely; the leaderboard groups, dedupes and labels them."""
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 
-from harness.results import format_table, leaderboard, load_records, write_record
+import pytest
+
+from harness.errors import ConfigError, StorageError
+from harness.results import format_table, leaderboard, load_records, variant_labels, write_record
 
 
-def _rec(method: str, task_scores: dict, seed: int = 0, profile: str = "embedded", epochs: int = 90) -> dict:
-    return {"method": method, "protocol": "linear", "profile": profile, "seed": seed, "backbone": "small3d",
-            "config": {"run": {"seed": seed}, "pretrain": {"epochs": epochs, "lr": 0.001}},
-            "results": [{"task": t, "metrics": {"top1": v, "top5": 100.0}} for t, v in task_scores.items()]}
+def _rec(method: str, scores: dict, seed: int = 0, profile: str = "embedded", protocol: str = "linear",
+         pre: dict | None = None, proto: dict | None = None, code: tuple = ("1.1", "1.1"), bad=()) -> dict:
+    """A record as the runner writes it; `pre`/`proto` override identity settings."""
+    pretrains = method != "random_init"
+    enc = {"backbone.name": "small3d", "backbones.small3d.width": 16}
+    if pretrains:
+        enc |= {f"methods.{method}.rho": 4, "pretrain.epochs": 90, "pretrain.lr": 0.001} | (pre or {})
+    ident = {f"protocols.{protocol}.epochs": 60} | (proto or {})
+    return {"method": method, "protocol": protocol, "profile": profile, "seed": seed, "backbone": "small3d",
+            "identity": {"encoder": enc, "protocol": ident},
+            "code_version": {"pretrain": code[0] if pretrains else None, "protocol": code[1]},
+            "unreadable_videos": list(bad),
+            "results": [{"task": t, "metrics": {"top1": v, "top5": 100.0}} for t, v in scores.items()]}
 
 
 def _write(args):
@@ -23,37 +36,106 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         pool.map(_write, [(tmp_path, i) for i in range(24)])
     files = list(tmp_path.iterdir())
     assert len(files) == 24 and all(f.suffix == ".json" for f in files)
-    assert sorted(r["seed"] for r in load_records(tmp_path)) == list(range(24))
+    records, skipped = load_records(tmp_path)
+    assert sorted(r["seed"] for r in records) == list(range(24)) and not skipped
 
 
-def test_reader_skips_temp_and_broken_files(tmp_path):
+def test_reader_skips_temp_broken_and_stray_files_and_says_why(tmp_path):
     write_record(_rec("rho_byol", {"a": 50.0}), tmp_path)
     (tmp_path / ".half.123.tmp").write_text('{"method": ')
     (tmp_path / "broken.json").write_text('{"method": ')
-    assert [r["method"] for r in load_records(tmp_path)] == ["rho_byol"]
+    (tmp_path / "notes.json").write_text('{"hello": 1}')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "latin1.json").write_bytes(b'{"m": "\xe9"}')
+    records, skipped = load_records(tmp_path)
+    assert [r["method"] for r in records] == ["rho_byol"]
+    assert len(skipped) == 4 and all("\n" not in s for s in skipped)
+    assert any(s.startswith("notes.json: not a run record") for s in skipped)
+    assert any(s.startswith("broken.json: not valid JSON") for s in skipped)
 
 
-def test_leaderboard_pivots_and_averages_seeds():
-    recs = [_rec("rho_byol", {"digits-appearance": 40.0, "digits-motion": 90.0}, seed=0),
-            _rec("rho_byol", {"digits-appearance": 50.0, "digits-motion": 80.0}, seed=1),
-            _rec("random_init", {"digits-appearance": 20.0, "digits-motion": 60.0}),
-            _rec("random_init", {"digits-appearance": 99.0}, profile="ci")]
+def test_a_results_path_that_is_a_file_is_a_storage_error(tmp_path):
+    (tmp_path / "runs").write_text("x")
+    with pytest.raises(StorageError, match="is a file"):
+        load_records(tmp_path / "runs")
+    with pytest.raises(StorageError, match="cannot be created"):
+        write_record(_rec("rho_byol", {"a": 1.0}), tmp_path / "runs" / "sub")
+
+
+def test_leaderboard_averages_seeds_with_a_t_interval():
+    recs = [_rec("rho_byol", {"app": 40.0, "mot": 90.0}, seed=0),
+            _rec("rho_byol", {"app": 50.0, "mot": 80.0}, seed=1),
+            _rec("rho_byol", {"app": 60.0, "mot": 85.0}, seed=2),
+            _rec("random_init", {"app": 20.0, "mot": 60.0}),
+            _rec("random_init", {"app": 99.0}, profile="ci")]
     board = leaderboard(recs, profile="embedded")
-    assert board.loc[("embedded", "rho_byol"), "linear:digits-appearance"] == 45.0
-    assert board.loc[("embedded", "rho_byol"), "runs"] == 2
-    assert board.loc[("embedded", "random_init"), "linear:digits-motion"] == 60.0
+    row = ("embedded", "rho_byol")
+    assert board.mean.loc[row, "linear:app"] == 50.0 and board.seeds.loc[row] == 3
+    # sd of (40, 50, 60) = 10; t(0.975, 2) = 4.3027; half-width = 4.3027 * 10 / sqrt(3)
+    assert board.ci95.loc[row, "linear:app"] == pytest.approx(4.302653 * 10 / math.sqrt(3), rel=1e-5)
+    assert math.isnan(board.ci95.loc[("embedded", "random_init"), "linear:app"])
     md = format_table(board)
-    assert md.splitlines()[0].startswith("| profile | method |") and "45.0" in md
-    assert "rho_byol" in format_table(board, "csv")
-    assert json.loads(json.dumps(recs))  # records are plain JSON
+    assert md.splitlines()[0] == "| profile | method | linear:app | linear:mot | seeds |"
+    assert "| embedded | rho_byol | 50.0 ± 24.8 | 85.0 ± 12.4 | 3 |" in md
+    assert "| embedded | random_init | 20.0 | 60.0 | 1 |" in md
+    csv = format_table(board, "csv").splitlines()
+    assert csv[0] == "profile,method,column,mean,ci95,seeds" and "embedded,rho_byol,linear:app,50,24.84,3" in csv
 
 
-def test_leaderboard_keeps_different_settings_apart():
-    """Seeds average into one row; a run with another schedule gets its own row, named by what differs."""
-    recs = [_rec("rho_byol", {"a": 40.0}, seed=0), _rec("rho_byol", {"a": 50.0}, seed=1),
-            _rec("rho_byol", {"a": 70.0}, epochs=120), _rec("random_init", {"a": 20.0})]
+def test_reruns_of_one_seed_count_once():
+    """Two runs of seed 0 and one of seed 1: seed 0's runs are averaged first, then the two seeds."""
+    recs = [_rec("rho_byol", {"app": 40.0}, seed=0), _rec("rho_byol", {"app": 44.0}, seed=0),
+            _rec("rho_byol", {"app": 60.0}, seed=1)]
     board = leaderboard(recs)
-    assert board.loc[("embedded", "rho_byol [pretrain.epochs=90]"), "linear:a"] == 45.0
-    assert board.loc[("embedded", "rho_byol [pretrain.epochs=90]"), "runs"] == 2
-    assert board.loc[("embedded", "rho_byol [pretrain.epochs=120]"), "linear:a"] == 70.0
-    assert board.loc[("embedded", "random_init"), "runs"] == 1
+    assert board.mean.loc[("embedded", "rho_byol"), "linear:app"] == 51.0  # (42 + 60) / 2, not 48
+    assert board.seeds.loc[("embedded", "rho_byol")] == 2
+
+
+def test_variants_get_their_own_rows_named_by_what_differs():
+    recs = [_rec("rho_byol", {"a": 40.0}, seed=0), _rec("rho_byol", {"a": 50.0}, seed=1),
+            _rec("rho_byol", {"a": 70.0}, pre={"pretrain.epochs": 120}), _rec("random_init", {"a": 20.0})]
+    board = leaderboard(recs)
+    assert board.mean.loc[("embedded", "rho_byol [pretrain.epochs=90]"), "linear:a"] == 45.0
+    assert board.seeds.loc[("embedded", "rho_byol [pretrain.epochs=90]")] == 2
+    assert board.mean.loc[("embedded", "rho_byol [pretrain.epochs=120]"), "linear:a"] == 70.0
+    assert board.seeds.loc[("embedded", "random_init")] == 1
+
+
+def test_code_versions_are_never_averaged_together():
+    recs = [_rec("rho_byol", {"a": 40.0}, code=("1.1", "1.1")), _rec("rho_byol", {"a": 60.0}, seed=1, code=("1.2", "1.1")),
+            _rec("rho_byol", {"a": 50.0}, seed=2, code=("1.1", "2.1"))]
+    labels = variant_labels(recs)
+    assert labels == ["code.linear=1.1, code.pretrain=1.1", "code.linear=1.1, code.pretrain=1.2",
+                      "code.linear=2.1, code.pretrain=1.1"]
+    assert len(leaderboard(recs).mean) == 3
+
+
+def test_labels_ignore_other_methods_other_protocols_and_missing_pretraining():
+    recs = [
+        _rec("rho_byol", {"a": 40.0}, seed=0),
+        _rec("rho_byol", {"a": 41.0}, seed=1),
+        _rec("rho_byol", {"a": 42.0}, seed=0, protocol="knn", proto={"protocols.knn.k": 20}),
+        _rec("rho_simclr", {"a": 30.0}, pre={"methods.rho_simclr.rho": 2}),  # another method's keys
+        _rec("random_init", {"a": 20.0}),
+        _rec("random_init", {"a": 21.0}, seed=1, code=("9.9", "1.1")),  # no pre-training: its version is moot
+    ]
+    assert variant_labels(recs) == [""] * 6
+    board = leaderboard(recs)
+    assert list(board.mean.columns) == ["knn:a", "linear:a"]
+    assert board.mean.loc[("embedded", "rho_byol"), "knn:a"] == 42.0
+    assert board.mean.loc[("embedded", "random_init"), "linear:a"] == 20.5
+
+
+def test_unreadable_videos_show_in_the_row():
+    recs = [_rec("rho_byol", {"a": 40.0}, bad=["/d/x.mp4"]), _rec("rho_byol", {"a": 50.0}, seed=1, bad=["/d/x.mp4"])]
+    md = format_table(leaderboard(recs))
+    assert md.splitlines()[0].endswith("| seeds | notes |") and "1 unreadable videos left out" in md
+
+
+def test_unknown_metric_or_profile_says_what_exists():
+    recs = [_rec("rho_byol", {"a": 40.0})]
+    with pytest.raises(ConfigError, match="'top2' is not in the records; they have: top1, top5"):
+        leaderboard(recs, metric="top2")
+    with pytest.raises(ConfigError, match="no runs with profile 'paper'; runs exist for: embedded"):
+        leaderboard(recs, profile="paper")
+    assert json.loads(json.dumps(recs))  # records are plain JSON

@@ -16,13 +16,11 @@ from torch.utils.data import Dataset, Sampler
 
 from harness.config import AugmentConfig, ClipConfig
 from harness.data import sampling
-from harness.data.transforms import (ClipGeometry, ColourAugment, Normalize, resize_short_side, spatial_crops,
-                                     to_video)
-from harness.data.video import VideoDecodeError, decode_frames
+from harness.data.transforms import ClipGeometry, ColourAugment, Normalize, resize_short_side, spatial_crops, to_video
+from harness.data.video import decode_frames
+from harness.errors import DataError, VideoDecodeError
 
-
-class DataError(RuntimeError):
-    """Too many unreadable videos, or a dataset that is missing or malformed."""
+__all__ = ["DataError", "BadVideos", "VideoSet", "PretrainClips", "LabelledViews", "EpochBatches", "collate"]
 
 
 @dataclass

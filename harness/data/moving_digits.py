@@ -15,6 +15,7 @@ files with an AAC audio track, a caption per clip and a JSON manifest with check
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -26,6 +27,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from harness.data.manifest import Verification, atomic_json, content_checksum, load_manifest, sha256_file, verify
+from harness.data.task import Task
+from harness.errors import ConfigError, DataError
 
 MOTIONS = [
     "left", "right", "up", "down", "grow", "shrink",
@@ -40,7 +45,7 @@ COLOURS = {
     "purple": (130, 50, 200), "black": (15, 15, 15),
 }
 SPLITS = ("pretrain", "train", "test")
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: manifests carry file sizes and a content checksum
 
 
 @dataclass
@@ -73,20 +78,29 @@ class MovingDigitsConfig:
     audio_rate: int
 
     def validate(self) -> None:
-        from harness.config import ConfigError
-
+        p = "datasets.moving-digits"
         if self.size not in self.sizes:
-            raise ConfigError(f"datasets.moving-digits.size: unknown size {self.size!r}; known: {', '.join(self.sizes)}")
+            raise ConfigError(f"{p}.size: unknown size {self.size!r}; known: {', '.join(self.sizes)}")
+        for name in ("width", "height", "fps", "pretrain_segments", "segment_frames", "labelled_frames",
+                     "keyframe_interval", "audio_rate"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{p}.{name}: must be >= 1, got {getattr(self, name)}")
+        for size, c in self.sizes.items():
+            for name in ("pretrain_videos", "train_clips", "test_clips"):
+                if getattr(c, name) < 1:
+                    raise ConfigError(f"{p}.sizes.{size}.{name}: must be >= 1, got {getattr(c, name)}")
         if self.width % 2 or self.height % 2:
-            raise ConfigError("datasets.moving-digits: width and height must be even (H.264 4:2:0)")
+            raise ConfigError(f"{p}: width and height must be even (H.264 4:2:0), got {self.width}x{self.height}")
+        if not 0 <= self.crf <= 51:
+            raise ConfigError(f"{p}.crf: x264's range is 0-51, got {self.crf}")
         if not 0 < self.test_image_fraction < 1:
-            raise ConfigError("datasets.moving-digits.test_image_fraction must be in (0, 1)")
+            raise ConfigError(f"{p}.test_image_fraction: must be in (0, 1), got {self.test_image_fraction}")
         if len(self.digit_size) != 2 or not 0 < self.digit_size[0] <= self.digit_size[1] <= self.height:
-            raise ConfigError(f"datasets.moving-digits.digit_size: need [min, max] with 0 < min <= max <= height "
+            raise ConfigError(f"{p}.digit_size: need [min, max] with 0 < min <= max <= height "
                               f"({self.height}), got {self.digit_size}")
         c = self.texture_contrast
         if len(c) != 2 or not 0 <= c[0] <= c[1] <= 1:
-            raise ConfigError(f"datasets.moving-digits.texture_contrast: need [min, max] with 0 <= min <= max <= 1, got {c}")
+            raise ConfigError(f"{p}.texture_contrast: need [min, max] with 0 <= min <= max <= 1, got {c}")
 
     def counts(self, size: str | None = None) -> MovingDigitsSize:
         return self.sizes[size or self.size]
@@ -99,6 +113,12 @@ class MovingDigitsConfig:
         d["counts"] = asdict(self.counts(size))
         d["format"] = FORMAT_VERSION
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def identity(self) -> dict[str, Any]:
+        """What shapes the files of the selected size: the settings without the other sizes' counts."""
+        d = asdict(self)
+        d["sizes"] = {self.size: d["sizes"][self.size]}
+        return d
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -279,9 +299,9 @@ def make_video(cfg: MovingDigitsConfig, split: str, index: int, image_ids: np.nd
     for m in motions:
         size = rng.uniform(*cfg.digit_size)  # per segment: only the digit's shape persists
         seg = _random_segment(rng, cfg, m, seg_frames, size)
-        f, l = render_segment(images[img_id], seg, cfg.height, cfg.width)
+        f, loud = render_segment(images[img_id], seg, cfg.height, cfg.width)
         chunks.append(f)
-        louds.append(l)
+        louds.append(loud)
         segs.append(seg)
     frames = np.concatenate(chunks)
     audio = tone(digit, np.concatenate(louds), cfg.fps, cfg.audio_rate)
@@ -333,12 +353,6 @@ def write_mp4(path: Path, frames: np.ndarray, audio: np.ndarray | None, fps: int
     os.replace(tmp, path)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- preparing
@@ -360,6 +374,7 @@ def _plan(cfg: MovingDigitsConfig, size: str) -> Iterator[tuple[str, int, tuple[
 
 
 def _job(args: tuple) -> dict[str, Any]:
+    """Render one video and write it unless a file with the expected checksum is already there."""
     cfg, size, out_dir, split, index, assigned, known = args
     images, labels = _digit_images()
     pools = split_images(labels, cfg.seed, cfg.test_image_fraction)
@@ -372,7 +387,7 @@ def _job(args: tuple) -> dict[str, Any]:
     entry = {
         "id": f"{split}_{index:05d}", "split": split, "path": rel, "frames": int(len(frames)),
         "fps": cfg.fps, "width": cfg.width, "height": cfg.height, "caption": meta["caption"],
-        "image_id": meta["image_id"], "sha256": sha256_file(path),
+        "image_id": meta["image_id"], "sha256": sha256_file(path), "bytes": path.stat().st_size,
     }
     if split == "pretrain":  # unlabelled: the loaders never read these, kept for analysis only
         entry["segments"] = [{"motion": MOTIONS[m], "colour": c} for m, c in zip(meta["motions"], meta["colours"])]
@@ -383,13 +398,34 @@ def _job(args: tuple) -> dict[str, Any]:
     return entry
 
 
+def _run_jobs(jobs: list[tuple], workers: int | None, desc: str, progress: bool) -> Iterator[dict]:
+    """Entries of `jobs` in order, rendered in a process pool when there is more than one core."""
+    from harness.progress import progress_bar
+
+    workers = workers or min(len(jobs), os.cpu_count() or 1, 8)
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(progress_bar(len(jobs), 0, desc, "video", progress))
+        if workers > 1:
+            import multiprocessing as mp
+
+            pool = stack.enter_context(mp.get_context("spawn").Pool(workers))
+            results = pool.imap(_job, jobs, chunksize=8)
+        else:
+            results = map(_job, jobs)
+        for k, e in enumerate(results):
+            if k == 0:
+                bar.restart_clock()  # the first video paid for starting the workers
+            bar.update()
+            yield e
+
+
 def prepare(cfg: MovingDigitsConfig, root: Path, size: str | None = None, workers: int | None = None,
             progress: bool = True) -> Path:
     """Generate (or finish generating) one size of the dataset; return its manifest path.
 
-    Files already present with the checksum the previous manifest recorded are kept, so a second
-    call, or one after an interruption, only writes what is missing. The manifest is written last
-    and atomically: its presence means the dataset is complete.
+    Files already present with the checksum an interrupted call recorded are kept, so a second
+    call only writes what is missing. The manifest is written last and atomically: its presence
+    means the dataset is complete.
     """
     size = size or cfg.size
     out = dataset_dir(cfg, root, size)
@@ -400,47 +436,103 @@ def prepare(cfg: MovingDigitsConfig, root: Path, size: str | None = None, worker
     partial = out / "partial.json"
     known: dict[str, str] = {}
     if partial.exists():
-        known = json.loads(partial.read_text())
+        try:
+            known = json.loads(partial.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            known = {}  # only a hint of what may be skipped: regenerate everything
     jobs = [(cfg, size, str(out), s, i, a, known.get(f"{s}_{i:05d}")) for s, i, a in _plan(cfg, size)]
-    workers = workers or min(len(jobs), os.cpu_count() or 1, 8)
     entries: list[dict] = []
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), desc=f"moving-digits[{size}]", unit="video", disable=not progress)
     try:
-        if workers > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for e in pool.imap(_job, jobs, chunksize=8):
-                    entries.append(e)
-                    bar.update()
-        else:
-            for j in jobs:
-                entries.append(_job(j))
-                bar.update()
+        entries.extend(_run_jobs(jobs, workers, f"moving-digits[{size}]", progress))
     finally:
-        bar.close()
         if entries and len(entries) < len(jobs):
-            _atomic_json(partial, {**known, **{e["id"]: e["sha256"] for e in entries}})
+            atomic_json(partial, {**known, **{e["id"]: e["sha256"] for e in entries}})
     body = {
         "name": "moving-digits", "size": size, "format": FORMAT_VERSION, "fingerprint": cfg.fingerprint(size),
+        "checksum": content_checksum(entries),
         "config": {k: v for k, v in asdict(cfg).items() if k != "sizes"} | {"counts": asdict(cfg.counts(size))},
         "tasks": {"digits-appearance": {"label": "digit", "classes": [str(d) for d in range(10)]},
                   "digits-motion": {"label": "motion", "classes": MOTIONS, "reversed_pair": REVERSED}},
         "videos": entries,
     }
-    _atomic_json(manifest, body)
+    atomic_json(manifest, body)
     if partial.exists():
         partial.unlink()
     return manifest
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+def repair(cfg: MovingDigitsConfig, root: Path, size: str | None = None, workers: int | None = None,
+           progress: bool = True) -> Verification:
+    """Check every file of a prepared size against its manifest checksum and regenerate the missing
+    or damaged ones. A regenerated file that still differs means the generator is not reproducing
+    this copy (another version wrote it): that is a DataError, with the remedy."""
+    size = size or cfg.size
+    out = dataset_dir(cfg, root, size)
+    body = load_manifest(out / "manifest.json")
+    check = verify(out, body["videos"], full=True)
+    if not check.bad:
+        return check
+    bad = set(check.bad)
+    by_id = {e["id"]: e for e in body["videos"]}
+    jobs = [(cfg, size, str(out), s, i, a, None) for s, i, a in _plan(cfg, size)
+            if f"{s}/{s}_{i:05d}.mp4" in bad]
+    for e in _run_jobs(jobs, workers, f"moving-digits[{size}] repair", progress):
+        if e["sha256"] != by_id[e["id"]]["sha256"]:
+            raise DataError(f"{out / e['path']}: regenerated, but it still differs from the manifest's checksum; "
+                            "this copy was written by another version of the generator: regenerate the whole "
+                            "copy with `bench data prepare moving-digits --rebuild`")
+    return check
 
 
-def load_manifest(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+def rebuild(cfg: MovingDigitsConfig, root: Path, size: str | None = None, workers: int | None = None,
+            progress: bool = True) -> Path:
+    """Throw away one size's manifest and generate every file again."""
+    out = dataset_dir(cfg, root, size or cfg.size)
+    for name in ("manifest.json", "partial.json"):
+        (out / name).unlink(missing_ok=True)
+    return prepare(cfg, root, size, workers, progress)
+
+
+# ----------------------------------------------------------------------------- the dataset and its tasks
+
+
+class MovingDigits:
+    """The embedded dataset, generated on first use into the cache directory."""
+
+    splits = SPLITS
+
+    prepare = staticmethod(prepare)
+    repair = staticmethod(repair)
+    rebuild = staticmethod(rebuild)
+
+    @staticmethod
+    def split(cfg: MovingDigitsConfig, cache_root: Path, split: str, progress: bool = True) -> tuple[Path, list[dict]]:
+        """(directory, entries) of one split, generating the dataset first if needed.
+
+        Sizes are checked against the manifest (one stat per file); a missing or resized file is
+        named with the command that repairs it, and the run goes on without it only if the data
+        path's tolerance for unreadable videos allows."""
+        manifest = prepare(cfg, cache_root, progress=progress)
+        body = load_manifest(manifest)
+        entries = [v for v in body["videos"] if v["split"] == split]
+        check = verify(manifest.parent, entries, full=False)
+        if check.bad:
+            import warnings
+
+            warnings.warn(f"moving-digits {split}: {check.summary()}; `bench data prepare moving-digits` "
+                          "repairs them", stacklevel=2)
+        return manifest.parent, entries
+
+    @staticmethod
+    def identity(cfg: MovingDigitsConfig, cache_root: Path) -> dict[str, Any]:
+        """Which copy a run used: the config fingerprint, the content checksum and the video count."""
+        manifest = dataset_dir(cfg, cache_root) / "manifest.json"
+        body = load_manifest(manifest)
+        return {"name": "moving-digits", "size": cfg.size, "fingerprint": body.get("fingerprint"),
+                "checksum": body.get("checksum") or content_checksum(body["videos"]), "videos": len(body["videos"])}
+
+
+APPEARANCE = Task("digits-appearance", "moving-digits", "digit", tuple(str(d) for d in range(10)),
+                  description="which digit (one frame suffices; like UCF101/K400)")
+MOTION = Task("digits-motion", "moving-digits", "motion", tuple(MOTIONS),
+              description="how it moves; five time-reversed pairs (like SSv2/Diving48)")

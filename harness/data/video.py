@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
+from harness.errors import VideoDecodeError
 
-class VideoDecodeError(RuntimeError):
-    """A file that cannot be opened or decoded; the message names the file and the cause."""
+__all__ = ["VideoDecodeError", "VideoInfo", "probe", "decode_frames", "read_audio"]
 
 
 @dataclass

@@ -1,0 +1,97 @@
+"""Dataset manifests: the JSON file that lists a dataset copy's videos with their checksums.
+
+A manifest is written last and atomically, so its presence means the copy is complete. Each entry
+holds the file's size and SHA-256: a run checks sizes (cheap, every time), `bench data prepare`
+checks the hashes (every byte). The copy as a whole is named by `checksum`, a hash over all entry
+checksums: two copies with the same checksum hold the same bytes, and every run record names
+the copy it used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_json(path: Path, obj: Any) -> None:
+    """Write JSON via a temporary file in the same folder, fsync, then rename over `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def content_checksum(entries: list[dict]) -> str:
+    """One hash naming the bytes of a whole copy: over the sorted (id, sha256) pairs of its videos."""
+    h = hashlib.sha256()
+    for e in sorted(entries, key=lambda e: e["id"]):
+        h.update(f"{e['id']}:{e['sha256']}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_manifest(path: Path) -> dict:
+    """Read and check a manifest; a damaged one is a DataError that says what is wrong and what to do."""
+    path = Path(path)
+    remedy = "remove it and run `bench data prepare` for this dataset again (add --rebuild to regenerate every file)"
+    try:
+        body = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: manifest is missing; run `bench data prepare` for this dataset") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: manifest is damaged ({e}); {remedy}") from None
+    videos = body.get("videos") if isinstance(body, dict) else None
+    if not isinstance(videos, list) or not all(
+            isinstance(v, dict) and {"id", "path", "split", "frames", "sha256"} <= v.keys() for v in videos):
+        raise DataError(f"{path}: manifest is damaged (no valid 'videos' list); {remedy}")
+    if body.get("checksum") not in (None, content_checksum(videos)):
+        raise DataError(f"{path}: manifest is damaged (its entries do not match its checksum); {remedy}")
+    return body
+
+
+@dataclass
+class Verification:
+    """What a check of a copy against its manifest found."""
+
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # wrong size or wrong checksum
+
+    @property
+    def bad(self) -> list[str]:
+        return self.missing + self.damaged
+
+    def summary(self) -> str:
+        if not self.bad:
+            return f"{self.checked} files match the manifest"
+        shown = ", ".join(self.bad[:3]) + (" ..." if len(self.bad) > 3 else "")
+        return f"{len(self.missing)} missing and {len(self.damaged)} damaged of {self.checked} files ({shown})"
+
+
+def verify(root: Path, entries: list[dict], full: bool) -> Verification:
+    """Compare files with their entries: size only (`full=False`, a stat per file) or SHA-256 too."""
+    out = Verification(checked=len(entries))
+    for e in entries:
+        p = Path(root) / e["path"]
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            out.missing.append(e["path"])
+            continue
+        if ("bytes" in e and size != e["bytes"]) or (full and sha256_file(p) != e["sha256"]):
+            out.damaged.append(e["path"])
+    return out

@@ -1,0 +1,17 @@
+"""A labelled evaluation task: which dataset, which splits, which label, which classes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Task:
+    """`label` is the key of a manifest entry's `labels` that the task predicts; `classes` name its values."""
+
+    name: str
+    dataset: str
+    label: str
+    classes: tuple[str, ...]
+    train_split: str = "train"
+    test_split: str = "test"
+    description: str = ""

@@ -1,0 +1,50 @@
+"""Progress bars whose time estimates are sane from the first seconds.
+
+tqdm estimates the rate from everything since the bar started (or an average that remembers the
+start for a long time), so a first step that pays for start-up — decoding every video into the
+cache, cuDNN autotuning, spawning workers — made a two-minute job announce hours. Here the rate is
+measured over the last ~20 seconds of updates and the clock can be restarted after the warm-up.
+"""
+from __future__ import annotations
+
+import collections
+import time
+
+from tqdm import tqdm
+
+
+class Progress(tqdm):
+    """A tqdm bar whose rate (and so its ETA) comes from a sliding window after `restart_clock()`."""
+
+    WINDOW = 10  # refreshes (about mininterval seconds apart)
+
+    def __init__(self, *args, **kwargs):
+        # set before tqdm's __init__, which draws the bar (and so reads format_dict) once
+        self._samples: collections.deque = collections.deque(maxlen=self.WINDOW)
+        self._warm = False
+        super().__init__(*args, **kwargs)
+
+    def restart_clock(self) -> None:
+        """Rates count from now: the time spent so far was warm-up, not a sample of the steady pace."""
+        self._samples.clear()
+        self._samples.append((time.time(), self.n))
+        self._warm = True
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        if not self._warm:
+            d["rate"] = None if self.n == self.initial else d.get("rate")
+            return d
+        now = time.time()
+        if not self._samples or self._samples[-1][1] != self.n:
+            self._samples.append((now, self.n))
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        d["rate"] = (n1 - n0) / (t1 - t0) if n1 > n0 and t1 > t0 else None
+        return d
+
+
+def progress_bar(total: int, initial: int, desc: str, unit: str, enabled: bool) -> Progress:
+    """The harness's bar: on stderr, redrawn at most every 2 seconds, off under `-q`."""
+    return Progress(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
+                    dynamic_ncols=True, mininterval=2.0, smoothing=0)
