@@ -19,6 +19,38 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(100, 100, 10, 1.0) == pytest.approx(0.0, abs=1e-12)
 
 
+def _lars_by_hand(w, g, lr, m, wd, trust, nesterov, steps):
+    """LARS written out in plain floats: d = trust*|w|/(|g|+wd|w|) * (g + wd w); buf = m buf + d;
+    w -= lr * (d + m buf) with Nesterov, lr * buf without."""
+    w, buf = list(w), None
+    for _ in range(steps):
+        wn, gn = math.sqrt(sum(x * x for x in w)), math.sqrt(sum(x * x for x in g))
+        scale = trust * wn / (gn + wd * wn)
+        d = [(gi + wd * wi) * scale for gi, wi in zip(g, w)]
+        buf = d if buf is None else [m * b + di for b, di in zip(buf, d)]
+        step = [di + m * b for di, b in zip(d, buf)] if nesterov else buf
+        w = [wi - lr * si for wi, si in zip(w, step)]
+    return w
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_lars_matches_a_hand_computation_with_momentum_and_weight_decay(nesterov):
+    w = nn.Parameter(torch.tensor([3.0, 4.0], dtype=torch.float64))
+    opt = LARS([{"params": [w], "lars": True, "weight_decay": 0.1}], lr=0.5, momentum=0.9, trust=0.01,
+               nesterov=nesterov)
+    g = [0.6, -0.8]
+    for _ in range(3):
+        w.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    expect = _lars_by_hand([3.0, 4.0], g, 0.5, 0.9, 0.1, 0.01, nesterov, 3)
+    assert w.tolist() == pytest.approx(expect, rel=1e-12)
+    # step one by hand: scale = 0.01*5/(1+0.5) = 1/30, d = (g + 0.1 w)/30 = [0.03, 0.04/3 - ...]
+    first = _lars_by_hand([3.0, 4.0], g, 0.5, 0.9, 0.1, 0.01, nesterov, 1)
+    d = [(0.6 + 0.3) / 30, (-0.8 + 0.4) / 30]
+    k = 1.9 if nesterov else 1.0
+    assert first == pytest.approx([3.0 - 0.5 * k * d[0], 4.0 - 0.5 * k * d[1]], rel=1e-12)
+
+
 def test_lars_scales_weights_not_biases():
     w = nn.Parameter(torch.full((2, 2), 3.0))  # |w| = 6
     b = nn.Parameter(torch.zeros(2))
@@ -109,31 +141,91 @@ def _batches(seed: int, total: int):
     return lambda start: ({"clips": data[i].clone(), "bad": []} for i in range(start, total))
 
 
-def test_resume_reaches_the_same_weights(tmp_path):
-    cfg = load_config("ci", ["pretrain.checkpoint_every=3", "pretrain.optimizer='sgd'", "pretrain.lr=0.05"]).pretrain
-    cpu = torch.device("cpu")
-    torch.manual_seed(0)
-    ref = Toy()
-    train(ref, _batches(1, 10), 10, 1, cfg, cpu, tmp_path / "ref.pt", False, progress=False)
-    torch.manual_seed(0)
-    killed = Toy()
-    loader = _batches(1, 10)
+class NoisyToy(Toy):
+    """A toy whose loss draws from torch's global RNG, as dropout or augmentation on the device would."""
 
-    def dying(start):  # the process "dies" after step 7; the last checkpoint is at step 6
-        for i, b in enumerate(loader(start)):
-            if i == 7:
+    def losses(self, batch):
+        noise = torch.rand(batch["clips"].shape) * 0.5
+        x = batch["clips"] + noise
+        return {"loss": (self.lin(x).squeeze(-1) - batch["clips"].sum(-1)).pow(2).mean()}
+
+
+def _sampled(n=20, batch=4, epochs=3, seed=5, bad_steps=()):
+    """Batches drawn by the real (epoch, index) sampler from a fixed table of rows; `bad_steps` come
+    back with every video unreadable, as a batch of broken files does."""
+    from harness.data.datasets import EpochBatches
+
+    rows = torch.randn(n, 4, generator=torch.Generator().manual_seed(9))
+    total = EpochBatches(n, batch, epochs, seed).total_steps
+
+    def make(start):
+        for step, keys in enumerate(EpochBatches(n, batch, epochs, seed, start), start):
+            if step in bad_steps:
+                yield {"bad": [(f"v{i}.mp4", "cannot decode") for _, i in keys]}
+            else:
+                yield {"clips": rows[[i for _, i in keys]].clone(), "bad": []}
+    return make, total
+
+
+def _kill_after(make, steps):
+    def dying(start):
+        for i, b in enumerate(make(start)):
+            if i == steps:
                 raise KeyboardInterrupt
             yield b
+    return dying
 
+
+@pytest.mark.parametrize("bad_steps", [(), (4, 9)])
+def test_resume_reaches_the_same_weights(tmp_path, bad_steps):
+    """Killed after step 7 (last checkpoint at 6) and resumed in a fresh process state: the same weights
+    as an uninterrupted run, which needs the model, optimiser, global RNG and sampler position restored,
+    also when whole batches were unreadable."""
+    cfg = load_config("ci", ["pretrain.checkpoint_every=3", "pretrain.optimizer='sgd'", "pretrain.lr=0.05"]).pretrain
+    cpu = torch.device("cpu")
+    make, total = _sampled(bad_steps=bad_steps)
+    torch.manual_seed(0)
+    ref = NoisyToy()
+    ref_stats = train(ref, make, total, 1, cfg, cpu, tmp_path / "ref.pt", False, progress=False)
+    assert ref_stats.steps == total  # unreadable batches count as steps
+    from harness.data.datasets import EpochBatches
+
+    batches = list(EpochBatches(20, 4, 3, 5))
+    assert set(ref_stats.bad_videos) == {f"v{i}.mp4" for s in bad_steps for _, i in batches[s]}
+    torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        train(killed, dying, 10, 1, cfg, cpu, tmp_path / "k.pt", False, progress=False)
+        train(NoisyToy(), _kill_after(make, 7), total, 1, cfg, cpu, tmp_path / "k.pt", False, progress=False)
     assert torch.load(tmp_path / "k.pt", weights_only=False)["step"] == 6
-    torch.manual_seed(123)  # a fresh process: different init, restored from the checkpoint
-    resumed = Toy()
-    stats = train(resumed, loader, 10, 1, cfg, cpu, tmp_path / "k.pt", True, progress=False)
-    assert stats.resumed_from_step == 6 and stats.steps == 10
+    torch.manual_seed(123)  # a fresh process: different init and RNG, restored from the checkpoint
+    torch.rand(17)
+    resumed = NoisyToy()
+    messages = []
+    stats = train(resumed, make, total, 1, cfg, cpu, tmp_path / "k.pt", True, progress=False, log=messages.append)
+    assert stats.resumed_from_step == 6 and stats.steps == total
+    assert messages == [f"resuming from step 6 of {total} ({tmp_path / 'k.pt'})"]
     for a, b in zip(ref.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
+    assert stats.loss_curve == ref_stats.loss_curve
+
+
+def test_resume_without_the_rng_state_would_differ(tmp_path):
+    """The check above can fail: restoring everything but the RNG gives other weights."""
+    cfg = load_config("ci", ["pretrain.checkpoint_every=3", "pretrain.optimizer='sgd'", "pretrain.lr=0.05"]).pretrain
+    cpu = torch.device("cpu")
+    make, total = _sampled()
+    torch.manual_seed(0)
+    ref = NoisyToy()
+    train(ref, make, total, 1, cfg, cpu, tmp_path / "ref.pt", False, progress=False)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train(NoisyToy(), _kill_after(make, 7), total, 1, cfg, cpu, tmp_path / "k.pt", False, progress=False)
+    state = torch.load(tmp_path / "k.pt", weights_only=False)
+    torch.manual_seed(123)
+    state["rng"]["torch"] = torch.get_rng_state()
+    torch.save(state, tmp_path / "k.pt")
+    resumed = NoisyToy()
+    train(resumed, make, total, 1, cfg, cpu, tmp_path / "k.pt", True, progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), resumed.parameters()))
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path):
@@ -143,3 +235,31 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path):
         train(Toy(poison_at=5), _batches(0, 10), 10, 1, cfg, torch.device("cpu"), ck, False, progress=False)
     state = torch.load(ck, weights_only=False)
     assert state["step"] == 4 and all(math.isfinite(v.float().sum()) for v in state["method"].values())
+
+
+class BlowsUp(Toy):
+    """Its BN-like running statistic becomes inf after step `at` while the loss stays finite one step
+    longer: what a huge LR does to BN's running variance before the loss overflows."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.register_buffer("running_var", torch.ones(4))
+        self.at, self.seen = at, 0
+
+    def after_step(self, progress):
+        self.seen += 1
+        if self.seen == self.at:
+            self.running_var.fill_(float("inf"))
+
+
+def test_the_last_good_checkpoint_after_a_blow_up_is_finite_and_resumable(tmp_path):
+    cfg = load_config("ci", ["pretrain.checkpoint_every=1"]).pretrain
+    ck = tmp_path / "ck.pt"
+    with pytest.raises(NonFiniteLossError, match=r"non-finite values in running_var after step 3; .*Last good "
+                                                 r"checkpoint: .*ck.pt"):
+        train(BlowsUp(at=3), _batches(0, 10), 10, 1, cfg, torch.device("cpu"), ck, False, progress=False)
+    state = torch.load(ck, weights_only=False)
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["method"].values())
+    stats = train(BlowsUp(at=-1), _batches(0, 10), 10, 1, cfg, torch.device("cpu"), ck, True, progress=False)
+    assert stats.resumed_from_step == 2 and stats.steps == 10

@@ -1,0 +1,114 @@
+"""The linear protocol scores what it should: an encoder that sees the label scores 100%, one whose
+labels carry no signal scores near chance, and views are aggregated and picked as documented."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from harness import catalog
+from harness.config import load_config
+from harness.data.moving_digits import write_mp4
+from harness.data.task import Task
+from protocols.base import EvalContext
+from protocols.linear import Linear
+
+COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (230, 220, 30)]
+
+
+@dataclass
+class SolidConfig:
+    """A test dataset: one solid colour per class; `shuffle` decouples the labels from the colours."""
+
+    shuffle: bool = False
+
+
+class SolidColours:
+    """Real H.264 files in a manifest-like list: 8 training and 4 test videos per colour."""
+
+    root: Path
+
+    @classmethod
+    def split(cls, cfg: SolidConfig, cache_root: Path, split: str, progress: bool = True):
+        n = 8 if split == "train" else 4
+        entries = []
+        rng = np.random.default_rng(1)
+        for k, rgb in enumerate(COLOURS):
+            for i in range(n):
+                rel = f"{split}/{k}_{i}.mp4"
+                path = cls.root / rel
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    frames = np.broadcast_to(np.array(rgb, np.uint8), (16, 32, 32, 3)).copy()
+                    frames[:, : 4 + i] //= 2  # a little variation within a class
+                    write_mp4(path, frames, None, 8, 8000, 8, 18)
+                label = int(rng.integers(len(COLOURS))) if cfg.shuffle else k
+                entries.append({"id": f"{split}_{k}_{i}", "path": rel, "frames": 16, "labels": {"colour": label}})
+        return cls.root, entries
+
+
+class MeanColour(nn.Module):
+    """An 'encoder' whose features are the clip's mean colour: it sees exactly what the label is."""
+
+    feature_dim = 3
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3, 4))
+
+
+@pytest.fixture()
+def solid(tmp_path):
+    SolidColours.root = tmp_path / "solid"
+    catalog.DATASETS.add("solid-colours", SolidColours, "test", config=SolidConfig)
+    catalog.TASKS.add("solid-colour", Task("solid-colour", "solid-colours", "colour",
+                                          tuple(str(k) for k in range(len(COLOURS)))))
+    yield
+    catalog.DATASETS.remove("solid-colours")
+    catalog.TASKS.remove("solid-colour")
+
+
+def _evaluate(tmp_path, shuffle: bool):
+    cfg = load_config("ci", [f"run.cache_dir='{tmp_path}'"])
+    cfg.datasets["solid-colours"] = SolidConfig(shuffle=shuffle)
+    proto_cfg = replace(cfg.protocol_cfg, tasks=["solid-colour"], epochs=30, batch_size=8, warmup_epochs=2)
+    (result,) = Linear(proto_cfg).evaluate(MeanColour(), EvalContext(cfg, torch.device("cpu"), progress=False))
+    return result
+
+
+def test_an_encoder_that_sees_the_label_scores_100(tmp_path, solid):
+    r = _evaluate(tmp_path, shuffle=False)
+    assert r.metrics["top1"] == 100.0 and r.metrics["top1_1view"] == 100.0
+    assert r.counts["test_videos"] == 16 and r.counts["train_videos"] == 32 and r.counts["views"] == 2 * 3
+
+
+def test_labels_without_signal_score_near_chance(tmp_path, solid):
+    r = _evaluate(tmp_path, shuffle=True)
+    assert r.metrics["top1"] <= 50.0  # chance is 25% on 16 test videos; 100% would mean a leak
+    assert r.metrics["top5"] == 100.0  # 4 classes: every label is in the top 5
+
+
+@pytest.mark.parametrize("temporal, spatial, centre", [(1, 1, 0), (2, 3, 4), (3, 3, 4), (10, 3, 16), (4, 1, 2)])
+def test_scores_average_all_views_and_pick_the_centre_view(temporal, spatial, centre):
+    """Video 0: only the centre view is right, barely -> wrong over all views, right on the centre.
+    Video 1: every view is right -> right both ways."""
+    v = temporal * spatial
+    x = torch.zeros(2, v, 3)
+    x[0, :, 1] = 5.0  # class 1 everywhere ...
+    x[0, centre] = torch.tensor([6.0, 5.0, 0.0])  # ... but class 0 at the centre view
+    x[1, :, 2] = 5.0
+    fc = nn.Linear(3, 3)
+    with torch.no_grad():
+        fc.weight.copy_(torch.eye(3))
+        fc.bias.zero_()
+    cfg = replace(load_config("ci").protocol_cfg, temporal_views=temporal, spatial_views=spatial)
+    from protocols.multiview import Features
+
+    te = Features(x, {"y": torch.tensor([0, 2])}, 1.0, 1.0)
+    task = Task("t", "d", "y", ("a", "b", "c"))
+    r = Linear._score(task, fc, x, te, cfg, 0.0, 0.0, te, type("B", (), {"failed": {}})())
+    expected_all = 100.0 if v == 1 else 50.0
+    assert r.metrics["top1"] == expected_all and r.metrics["top1_1view"] == 100.0
