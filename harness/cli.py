@@ -238,11 +238,12 @@ def leaderboard(
             raise ConfigError(f"--format {fmt!r}: choose markdown or csv")
         cfg = _load(config=config, results_dir=results_dir)
         records, skipped = load_records(cfg.runs_dir())
+        if not records:
+            why = f" ({len(skipped)} other files skipped, e.g. {skipped[0]})" if skipped else ""
+            raise ConfigError(f"no run records in {cfg.runs_dir()}{why}: try `bench run --method rho_byol "
+                              "--protocol linear` or name another folder with --results-dir")
         for line in skipped:
             typer.echo(f"warning: skipped {line}", err=True)
-        if not records:
-            raise ConfigError(f"no run records in {cfg.runs_dir()}: try `bench run --method rho_byol --protocol linear`"
-                              " or name another folder with --results-dir")
         typer.echo(format_table(board(records, metric=metric, profile=profile), fmt))
 
 

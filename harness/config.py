@@ -421,15 +421,17 @@ def user_config_path(explicit: str | Path | None = None) -> Path | None:
     return None
 
 
-_TOP_KEYS = {"default_profile": str, "method": str, "protocol": str, "plugins": list, "profiles": dict}
+_TOP_KEYS = {"default_profile": str, "method": str, "protocol": str, "plugins": list, "profiles": dict,
+             **{k: dict for k in ("run", "data", "backbone", "augment", "pretrain", "datasets", "backbones",
+                                  "methods", "protocols")}}
+_KIND = {str: "a string", list: "a list", dict: "a table"}
 
 
 def _check_raw(raw: dict, source: str) -> None:
     """Shape checks on a file's top level, so a stray `profiles = 5` is a message, not a traceback."""
     for key, tp in _TOP_KEYS.items():
         if key in raw and not isinstance(raw[key], tp):
-            raise ConfigError(f"{source}: '{key}' must be {_type_name(tp) if tp is not str else 'a string'}, "
-                              f"got {raw[key]!r}")
+            raise ConfigError(f"{source}: '{key}' must be {_KIND[tp]}, got {raw[key]!r}")
     for name, body in raw.get("profiles", {}).items():
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: [profiles.{name}] must be a table, got {body!r}")

@@ -249,9 +249,9 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
             for col, v in line.items():
                 if v == v:  # not NaN
                     ci = board.ci95.loc[(prof, row), col]
-                    rows.append(",".join([prof, _csv(row), col, f"{v:.4g}", "" if ci != ci else f"{ci:.4g}",
+                    rows.append(",".join([prof, _csv(row), col, f"{v:.6g}", "" if ci != ci else f"{ci:.6g}",
                                           str(int(board.n.loc[(prof, row), col]))]))
-        return "\n".join(rows) + "\n"
+        return "\n".join(rows)
     cols = list(board.mean.columns)
     show_notes = bool((board.notes != "").any())
     header = ["profile", "method", *cols, "seeds", *(["notes"] if show_notes else [])]

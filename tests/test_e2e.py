@@ -21,50 +21,95 @@ def _cache_with_data(tmp: Path, shared: Path) -> Path:
     return tmp
 
 
-def _cmd(cache: Path, runs: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "run", "--method", "rho_byol", "--protocol", "linear",
-            "--profile", "ci", "-q", "--set", f"run.cache_dir='{cache}'", "--set", f"run.results_dir='{runs}'",
-            *extra]
+def _cmd(cache: Path, results: Path, *extra: str, method: str = "rho_byol") -> list[str]:
+    return [sys.executable, "-m", "harness.cli", "run", "--method", method, "--protocol", "linear",
+            "--profile", "ci", "-q", "--set", f"run.cache_dir='{cache}'", "--results-dir", str(results), *extra]
 
 
-def _record(runs: Path) -> dict:
-    (path,) = sorted(runs.glob("*.json"), key=os.path.getmtime)[-1:]
+def _record(results: Path) -> dict:
+    (path,) = sorted((results / "runs").glob("*.json"), key=os.path.getmtime)[-1:]
     return json.loads(path.read_text())
 
 
 def test_ci_run_end_to_end(tmp_path, cache_dir, ci_manifest):
-    cache, runs = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "runs"
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
     t0 = time.perf_counter()
-    p = subprocess.run(_cmd(cache, runs), capture_output=True, text=True, timeout=300)
+    p = subprocess.run(_cmd(cache, results), capture_output=True, text=True, timeout=300)
     took = time.perf_counter() - t0
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "| digits-appearance |" in p.stdout and "| digits-motion |" in p.stdout
-    rec = _record(runs)
+    rec = _record(results)
     assert rec["method"] == "rho_byol" and rec["profile"] == "ci" and rec["tasks"] == ["digits-appearance",
                                                                                        "digits-motion"]
     for r in rec["results"]:
-        assert 0 <= r["metrics"]["top1"] <= 100 and r["metrics"]["top5"] >= r["metrics"]["top1"]
-        assert r["counts"]["test_videos"] == 60
-    assert rec["pretrain"]["steps"] == rec["pretrain"]["total_steps"] > 0 and not rec["pretrain"]["reused"]
+        m, c = r["metrics"], r["counts"]
+        assert c["test_videos"] == 60 and c["train_videos"] == 100 and c["views"] == 2 * 3
+        for k in ("top1", "top5", "top1_1view", "top5_1view"):  # percentages of 60 videos: whole counts
+            assert abs(m[k] * 60 / 100 - round(m[k] * 60 / 100)) < 1e-6, (k, m[k])
+        assert m["top5"] >= m["top1"] and m["top5_1view"] >= m["top1_1view"]
+        # the printed summary carries exactly the recorded numbers
+        assert f"| {r['task']} | {m['top1']:.1f} | {m['top5']:.1f} | {m['top1_1view']:.1f} | 2x3 |" in p.stdout
+    pre = rec["pretrain"]
+    assert pre["steps"] == pre["total_steps"] == 3 * (64 // 16) and not pre["reused"]
+    assert pre["code_version"] == rec["code_version"]["pretrain"] and pre["key"] == rec["pretrain_key"]
+    assert rec["datasets"]["moving-digits"]["checksum"] == json.loads(ci_manifest.read_text())["checksum"]
     assert rec["versions"]["torch"] and rec["config"]["pretrain"]["epochs"] == 3
+    info = json.loads((Path(pre["checkpoint"]).parent / "pretrain.json").read_text())
+    assert info["config"]["pretrain.epochs"] == 3 and info["code_version"] and info["git_commit"]
     assert took < 120, f"ci run took {took:.0f} s"
-    # a second protocol run reuses the pre-trained encoder (same config hash)
-    p = subprocess.run(_cmd(cache, runs), capture_output=True, text=True, timeout=300)
+    # a second run reuses the pre-trained encoder (same key); --retrain trains it again
+    p = subprocess.run(_cmd(cache, results), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "reusing pre-trained encoder" in p.stderr
-    assert _record(runs)["pretrain"]["reused"] is True
-    board = subprocess.run([sys.executable, "-m", "harness.cli", "leaderboard", "--profile", "ci"],
-                           capture_output=True, text=True, env={**os.environ, "BENCH_CACHE_DIR": str(cache)})
-    assert board.returncode == 0
+    second = _record(results)
+    assert second["pretrain"]["reused"] is True
+    assert [r["metrics"] for r in second["results"]] == [r["metrics"] for r in rec["results"]]
+    p = subprocess.run(_cmd(cache, results, "--retrain"), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "--retrain: training a fresh encoder" in p.stderr
+    assert _record(results)["pretrain"]["reused"] is False
+    # random_init and a second seed, then the leaderboard of this folder
+    for extra, method in (((), "random_init"), (("--seed", "1"), "rho_byol")):
+        p = subprocess.run(_cmd(cache, results, *extra, method=method), capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-3000:]
+    seed1 = _record(results)
+    board = subprocess.run([sys.executable, "-m", "harness.cli", "leaderboard", "--results-dir", str(results),
+                            "-f", "csv"], capture_output=True, text=True, cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    rows = {tuple(line.split(",")[1:3]): line.split(",") for line in board.stdout.splitlines()[1:]}
+    assert set(rows) == {(m, f"linear:{t}") for m in ("rho_byol", "random_init")
+                         for t in ("digits-appearance", "digits-motion")}
+    for t, r0, r1 in zip(rec["tasks"], rec["results"], seed1["results"]):
+        # three runs of seed 0 (identical numbers) count once beside seed 1
+        mean = (r0["metrics"]["top1"] + r1["metrics"]["top1"]) / 2
+        assert float(rows[("rho_byol", f"linear:{t}")][3]) == pytest.approx(mean, abs=1e-3)
+        assert rows[("rho_byol", f"linear:{t}")][5] == "2" and rows[("random_init", f"linear:{t}")][5] == "1"
+
+
+def test_a_code_version_change_invalidates_reuse(tmp_path, cache_dir, ci_manifest, monkeypatch):
+    """In-process: bumping the method's code version keys a new pre-training instead of reusing."""
+    from harness import code_version
+    from harness.config import load_config
+    from harness.runner import run
+
+    cache = _cache_with_data(tmp_path / "c", cache_dir)
+    cfg = load_config("ci", [f"run.cache_dir='{cache}'", "pretrain.epochs=1"], results_dir=str(tmp_path / "r"))
+    first, _ = run(cfg, progress=False)
+    again, _ = run(cfg, progress=False)
+    assert not first["pretrain"]["reused"] and again["pretrain"]["reused"]
+    rec = {k: dict(v) for k, v in code_version.recorded().items()}
+    rec["method:rho_byol"]["version"] += 1
+    monkeypatch.setattr(code_version, "recorded", lambda: rec)
+    bumped, _ = run(cfg, progress=False)
+    assert not bumped["pretrain"]["reused"] and bumped["pretrain_key"] != first["pretrain_key"]
+    assert bumped["code_version"]["pretrain"] != first["code_version"]["pretrain"]
 
 
 def test_killed_pretraining_resumes_to_the_same_result(tmp_path, cache_dir, ci_manifest):
     extra = ("--set", "pretrain.epochs=6", "--set", "pretrain.checkpoint_every=4")
-    ref_cache, ref_runs = _cache_with_data(tmp_path / "ref", cache_dir), tmp_path / "ref_runs"
+    ref_cache, ref_runs = _cache_with_data(tmp_path / "ref", cache_dir), tmp_path / "ref_results"
     p = subprocess.run(_cmd(ref_cache, ref_runs, *extra), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     reference = _record(ref_runs)
 
-    cache, runs = _cache_with_data(tmp_path / "kill", cache_dir), tmp_path / "kill_runs"
+    cache, runs = _cache_with_data(tmp_path / "kill", cache_dir), tmp_path / "kill_results"
     proc = subprocess.Popen(_cmd(cache, runs, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not list(cache.glob("checkpoints/*/last.pt")) and proc.poll() is None and time.time() < deadline:
@@ -72,12 +117,13 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, cache_dir, ci_m
     proc.send_signal(signal.SIGKILL)  # no chance to clean up, as with a pre-empted job
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not runs.exists() or not list(runs.glob("*.json"))  # no record from a killed run
+    assert not runs.exists() or not list(runs.glob("runs/*.json"))  # no record from a killed run
     assert not list(cache.glob("checkpoints/*/encoder.pt"))
 
     p = subprocess.run(_cmd(cache, runs, *extra, "--resume"), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     resumed = _record(runs)
+    assert f"resuming from step {resumed['pretrain']['resumed_from_step']} of 24" in p.stderr
     assert 0 < resumed["pretrain"]["resumed_from_step"] < resumed["pretrain"]["total_steps"]
     for a, b in zip(reference["results"], resumed["results"]):
         assert a["task"] == b["task"] and a["metrics"] == b["metrics"]
