@@ -9,7 +9,7 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 
 help:
 	@echo "make demo   - install, prepare moving-digits, pre-train rho_byol, score it and random_init, print the leaderboard"
-	@echo "make test   - install if needed, run the test suite"
+	@echo "make test   - install if needed, run the linter and the test suite"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,8 +25,11 @@ demo: $(STAMP)
 	$(BIN)/bench run --method rho_byol --protocol linear
 	$(BIN)/bench run --method random_init --protocol linear
 	$(BIN)/bench leaderboard --profile embedded
+	@echo
+	@echo "Records are in ./results/runs. To use bench from any folder: source $(VENV)/bin/activate"
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q --durations=10
 
 test-fast: $(STAMP)

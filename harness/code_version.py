@@ -38,7 +38,16 @@ SHARED = {
 
 
 def module_file(module: str) -> Path:
-    return ROOT / (module.replace(".", "/") + ".py")
+    """The source file of a module: ours by path (nothing imported), a plugin's through its import spec."""
+    ours = ROOT / (module.replace(".", "/") + ".py")
+    if ours.exists():
+        return ours
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"no source file for module {module!r}")
+    return Path(spec.origin)
 
 
 def source_digest(files: list[Path] | tuple[Path, ...]) -> str:
@@ -110,7 +119,7 @@ def update() -> list[str]:
         if entry.get("digest") != now:
             changed.append(name)
         entry["digest"] = now
-        entry["files"] = [str(f.relative_to(ROOT)) for f in files]
+        entry["files"] = [f.relative_to(ROOT).as_posix() for f in files]
         rec[name] = entry
     VERSIONS_PATH.write_text(json.dumps(dict(sorted(rec.items())), indent=1) + "\n")
     recorded.cache_clear()

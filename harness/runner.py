@@ -60,6 +60,12 @@ def preflight(cfg: Config) -> Plan:
     return Plan(device, precision, version, key, out)
 
 
+def dataset_identity(cfg: Config, name: str) -> dict:
+    """Which copy of a dataset a run read, as its class reports it (a name only if it cannot say)."""
+    ident = getattr(catalog.DATASETS.get(name), "identity", None)
+    return ident(cfg.datasets[name], cfg.cache_root()) if ident is not None else {"name": name}
+
+
 def _still_unreadable(bad: dict[str, str], root: Path, entries: list[dict]) -> bool:
     """Whether the videos a pre-training could not read are still missing or damaged."""
     from harness.data.manifest import verify
@@ -110,7 +116,7 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
     stats = train(method, make_loader, steps.total_steps, data.views, cfg.pretrain, plan.device, ckpt, resume,
                   on_bad=on_bad, fingerprint=plan.key, progress=progress, log=log)
     info = {"key": plan.key, "code_version": plan.code_version, "git_commit": git_commit(),
-            "device": plan.device.type, "data": ds.identity(cfg.dataset_cfg, cfg.cache_root()),
+            "device": plan.device.type, "data": dataset_identity(cfg, cfg.pretrain.dataset),
             "videos": len(videos), "config": cfg.encoder_identity(True), "seed": cfg.run.seed, **asdict(stats)}
     atomic_save(method.encoder.state_dict(), enc_path)
     atomic_json(info_path, info)
@@ -137,7 +143,7 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
     log(f"scoring {cfg.method} with protocol {cfg.protocol} on {', '.join(getattr(cfg.protocol_cfg, 'tasks', []))}")
     results = protocol.evaluate(method.encoder, EvalContext(cfg, plan.device, progress))
     t2 = time.perf_counter()
-    datasets = {name: catalog.DATASETS.get(name).identity(cfg.datasets[name], cfg.cache_root())
+    datasets = {name: dataset_identity(cfg, name)
                 for name in dict.fromkeys([*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()])}
     unreadable = sorted({*pre.get("bad_videos", {}), *(p for r in results for p in r.bad_videos)})
     record = {
@@ -159,16 +165,26 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
     return record, path
 
 
+METRIC_LABELS = {"top1": "top-1 (all views)", "top5": "top-5 (all views)", "top1_1view": "top-1 (centre view)",
+                 "top5_1view": "top-5 (centre view)"}
+
+
 def summary(record: dict) -> str:
     """A short markdown table of one run's results, and what the reader must know about it."""
+    results = record["results"]
+    metrics = [k for k in METRIC_LABELS if any(k in r["metrics"] for r in results)]
+    metrics += sorted({k for r in results for k in r["metrics"]} - set(metrics))
+    views = any("temporal_views" in r["counts"] for r in results)
+    head = ["task", *(METRIC_LABELS.get(k, k) for k in metrics), *(["views (clips x crops)"] if views else [])]
     lines = [f"{record['method']} / {record['protocol']} / profile {record['profile']} "
              f"(seed {record['seed']}, {record['costs']['total_seconds']:.0f} s)", "",
-             "| task | top-1 (all views) | top-5 (all views) | top-1 (centre view) | views (clips x crops) |",
-             "|---|---|---|---|---|"]
-    for r in record["results"]:
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
         m, c = r["metrics"], r["counts"]
-        lines.append(f"| {r['task']} | {m['top1']:.1f} | {m['top5']:.1f} | {m['top1_1view']:.1f} | "
-                     f"{c['temporal_views']}x{c['spatial_views']} |")
+        cells = [r["task"], *(f"{m[k]:.1f}" if k in m else "" for k in metrics)]
+        if views:
+            cells.append(f"{c.get('temporal_views', '?')}x{c.get('spatial_views', '?')}")
+        lines.append("| " + " | ".join(cells) + " |")
     bad = record.get("unreadable_videos", [])
     if bad:
         lines += ["", f"warning: {len(bad)} videos could not be read and were left out: "

@@ -47,7 +47,8 @@ def test_ci_run_end_to_end(tmp_path, cache_dir, ci_manifest):
             assert abs(m[k] * 60 / 100 - round(m[k] * 60 / 100)) < 1e-6, (k, m[k])
         assert m["top5"] >= m["top1"] and m["top5_1view"] >= m["top1_1view"]
         # the printed summary carries exactly the recorded numbers
-        assert f"| {r['task']} | {m['top1']:.1f} | {m['top5']:.1f} | {m['top1_1view']:.1f} | 2x3 |" in p.stdout
+        assert (f"| {r['task']} | {m['top1']:.1f} | {m['top5']:.1f} | {m['top1_1view']:.1f} | {m['top5_1view']:.1f} "
+                f"| 2x3 |") in p.stdout
     pre = rec["pretrain"]
     assert pre["steps"] == pre["total_steps"] == 3 * (64 // 16) and not pre["reused"]
     assert pre["code_version"] == rec["code_version"]["pretrain"] and pre["key"] == rec["pretrain_key"]
