@@ -1,6 +1,6 @@
 """Frozen-encoder features for every view of every video, and BN re-estimation.
 
-Each video is decoded once for all its views (DESIGN.md); views are pushed through the encoder
+Each video is decoded once for all its views (docs/data-path.md); views are pushed through the encoder
 in chunks. Feature tensors are (videos, views, D) with views ordered temporal-major, so view
 t*S + s is temporal clip t, spatial crop s.
 """

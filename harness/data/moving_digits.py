@@ -8,7 +8,7 @@ files with an AAC audio track, a caption per clip and a JSON manifest with check
   cannot tell them apart). Test clips use digit images disjoint from pre-training and training.
 - Pre-training videos are longer and unlabelled: the digit image persists while motion, colours,
   background and texture are redrawn for every segment, so the only thing ρ clips of one video
-  share is the digit's shape (DESIGN.md: with one background per video, contrastive learning
+  share is the digit's shape (docs/embedded-dataset.md: with one background per video, contrastive learning
   matched backgrounds instead).
 - Audio: a tone whose pitch follows the digit and whose loudness follows the digit's size and
   opacity. Captions: short varied sentences naming colour, digit and motion.

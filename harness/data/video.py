@@ -1,6 +1,6 @@
 """Reading video files with PyAV: one sequential pass per sample over the frames its clips need.
 
-DESIGN.md measured that seeking per clip loses to a single pass once clips are dense (10 test
+Seeking per clip loses (measurements in docs/data-path.md) to a single pass once clips are dense (10 test
 clips), while two seeks beat a full decode for ρ=2 on a short video. `decode_frames` does both:
 it walks the sorted union of wanted frames in one pass and seeks only across gaps longer than
 `seek_gap` frames (about a keyframe interval), so no frame is decoded twice.
