@@ -13,8 +13,11 @@ from typing import List, Optional
 
 import typer
 
-from harness import __version__
-from harness.errors import BenchError
+from harness import __version__, catalog, code_version
+from harness.config import load_config, load_raw, resolved_precision
+from harness.errors import BenchError, ConfigError
+from harness.results import check_writable, describe_os_error, format_table, load_records
+from harness.results import leaderboard as make_leaderboard
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -60,17 +63,13 @@ def _friendly():
     except BenchError as e:
         _err(str(e).strip().replace("\n", " "), e.exit_code)
     except OSError as e:
-        from harness.results import _why
-
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        _err(f"file system:{where}: {_why(e)}", 5)
+        _err(f"file system:{where}: {describe_os_error(e)}", 5)
     except KeyboardInterrupt:
         _err("interrupted; checkpoints and records written so far are complete (continue with --resume)", 130)
 
 
 def _load(profile=None, sets=None, method=None, protocol=None, seed=None, config=None, results_dir=None):
-    from harness.config import load_config
-
     return load_config(profile, sets or [], method=method, protocol=protocol, seed=seed, path=config,
                        results_dir=results_dir)
 
@@ -91,7 +90,7 @@ def run(
     """Pre-train METHOD (or reuse its encoder) and score it with PROTOCOL; writes one run record."""
     with _friendly():
         cfg = _load(profile, set_, method, protocol, seed, config, results_dir)
-        from harness.runner import run as do_run
+        from harness.runner import run as do_run  # imports torch: only the commands that train or score pay for it
         from harness.runner import summary
 
         record, path = do_run(cfg, resume=resume, retrain=retrain, progress=not quiet)
@@ -104,11 +103,7 @@ def list_(what: str = typer.Argument(..., help="methods | protocols | datasets |
           config: Optional[str] = ConfigOpt):
     """List what is registered (or the profiles of the configuration)."""
     with _friendly():
-        from harness import catalog
-
         if what == "profiles":
-            from harness.config import load_raw
-
             raw, _ = load_raw(config)
             for name in sorted(raw.get("profiles", {})):
                 typer.echo(name)
@@ -124,8 +119,6 @@ def list_(what: str = typer.Argument(..., help="methods | protocols | datasets |
 
 
 def _choice_error(value: str, choices: list[str]) -> BenchError:
-    from harness.errors import ConfigError
-
     return ConfigError(f"cannot list {value!r}; choose one of: {', '.join(choices)}")
 
 
@@ -143,8 +136,6 @@ def config_show(
     with _friendly():
         import tomli_w
 
-        from harness import code_version
-
         cfg = _load(profile, set_, method, protocol, seed, config)
         d = cfg.to_dict()
         d.pop("sources")
@@ -155,8 +146,6 @@ def config_show(
         if not cfg.pretrains:
             typer.echo(f"# {cfg.method} does not pre-train")
             return
-        from harness.config import resolved_precision
-
         version = code_version.pretrain_version(cfg.method)
         devices = ["cpu", "cuda"] if cfg.run.device == "auto" else [cfg.run.device]
         keys = []
@@ -196,10 +185,6 @@ def data_prepare(
 ):
     """Generate a dataset in the cache, or check every file of it against its manifest and repair it."""
     with _friendly():
-        from harness import catalog
-        from harness.errors import ConfigError
-        from harness.results import check_writable
-
         cfg = _load(profile, set_, config=config)
         ds = catalog.DATASETS.get(name)
         if name not in cfg.datasets:
@@ -230,10 +215,6 @@ def leaderboard(
 ):
     """Recorded runs as a method-variant x protocol:task table: mean over seeds ± 95% CI."""
     with _friendly():
-        from harness.errors import ConfigError
-        from harness.results import format_table, load_records
-        from harness.results import leaderboard as board
-
         if fmt not in ("markdown", "csv"):
             raise ConfigError(f"--format {fmt!r}: choose markdown or csv")
         cfg = _load(config=config, results_dir=results_dir)
@@ -244,7 +225,7 @@ def leaderboard(
                               "--protocol linear` or name another folder with --results-dir")
         for line in skipped:
             typer.echo(f"warning: skipped {line}", err=True)
-        typer.echo(format_table(board(records, metric=metric, profile=profile), fmt))
+        typer.echo(format_table(make_leaderboard(records, metric=metric, profile=profile), fmt))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
+from harness.config import DEFAULTS_PATH
 from harness.errors import ConfigError, StorageError
 
 RECORD_KEYS = ("method", "protocol", "profile", "seed", "results", "identity", "code_version")
@@ -34,8 +36,6 @@ def versions() -> dict[str, str]:
     import torch
     import torchvision
 
-    from harness import __version__
-
     v = {"harness": __version__, "python": platform.python_version(), "torch": torch.__version__,
          "torchvision": torchvision.__version__, "av": av.__version__, "numpy": numpy.__version__}
     if torch.cuda.is_available():
@@ -47,8 +47,6 @@ def versions() -> dict[str, str]:
 
 def git_commit() -> str:
     """The commit of the harness's own checkout (+dirty), or "unknown" for an installed copy."""
-    from harness.config import DEFAULTS_PATH
-
     root = DEFAULTS_PATH.parent.parent
     if not (root / ".git").exists():
         return "unknown"
@@ -80,7 +78,7 @@ def check_writable(path: Path, what: str) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        raise StorageError(f"{what} {path} cannot be written ({_why(e)})") from None
+        raise StorageError(f"{what} {path} cannot be written ({describe_os_error(e)})") from None
     finally:
         try:
             probe.unlink()
@@ -88,7 +86,7 @@ def check_writable(path: Path, what: str) -> None:
             pass
 
 
-def _why(e: OSError) -> str:
+def describe_os_error(e: OSError) -> str:
     return {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
             errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"}.get(
         e.errno, e.strerror or str(e))
@@ -100,7 +98,7 @@ def write_record(record: dict[str, Any], directory: Path) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StorageError(f"results folder {directory} cannot be created ({_why(e)})") from None
+        raise StorageError(f"results folder {directory} cannot be created ({describe_os_error(e)})") from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     rid = record.setdefault("id", f"{stamp}-{record['method']}-{record['protocol']}-{uuid.uuid4().hex[:8]}")
     final = directory / f"{rid}.json"
@@ -113,7 +111,7 @@ def write_record(record: dict[str, Any], directory: Path) -> Path:
         os.replace(tmp, final)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise StorageError(f"run record {final} could not be written ({_why(e)}); nothing was saved") from None
+        raise StorageError(f"run record {final} could not be written ({describe_os_error(e)}); nothing was saved") from None
     return final
 
 
@@ -135,7 +133,7 @@ def load_records(directory: Path) -> tuple[list[dict], list[str]]:
             skipped.append(f"{p.name}: not valid JSON ({e})")
             continue
         except OSError as e:
-            skipped.append(f"{p.name}: cannot be read ({_why(e)})")
+            skipped.append(f"{p.name}: cannot be read ({describe_os_error(e)})")
             continue
         missing = [k for k in RECORD_KEYS if not isinstance(rec, dict) or k not in rec]
         if missing:

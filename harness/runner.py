@@ -24,7 +24,7 @@ from harness import catalog, code_version
 from harness.backbones import build_encoder
 from harness.config import Config, resolved_precision
 from harness.data.datasets import BadVideos, EpochBatches, PretrainClips, VideoSet
-from harness.data.manifest import atomic_json
+from harness.data.manifest import atomic_json, verify
 from harness.engine import atomic_save, resolve_device, seed_everything, train
 from harness.errors import ConfigError
 from harness.results import check_writable, git_commit, versions, write_record
@@ -68,8 +68,6 @@ def dataset_identity(cfg: Config, name: str) -> dict:
 
 def _still_unreadable(bad: dict[str, str], root: Path, entries: list[dict]) -> bool:
     """Whether the videos a pre-training could not read are still missing or damaged."""
-    from harness.data.manifest import verify
-
     wanted = [e for e in entries if str(root / e["path"]) in bad]
     return len(wanted) < len(bad) or bool(verify(root, wanted, full=True).bad)
 

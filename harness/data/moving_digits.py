@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 from harness.data.manifest import Verification, atomic_json, content_checksum, load_manifest, sha256_file, verify
 from harness.data.task import Task
 from harness.errors import ConfigError, DataError
+from harness.progress import progress_bar
 
 MOTIONS = [
     "left", "right", "up", "down", "grow", "shrink",
@@ -400,8 +402,6 @@ def _job(args: tuple) -> dict[str, Any]:
 
 def _run_jobs(jobs: list[tuple], workers: int | None, desc: str, progress: bool) -> Iterator[dict]:
     """Entries of `jobs` in order, rendered in a process pool when there is more than one core."""
-    from harness.progress import progress_bar
-
     workers = workers or min(len(jobs), os.cpu_count() or 1, 8)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(progress_bar(len(jobs), 0, desc, "video", progress))
@@ -441,6 +441,7 @@ def prepare(cfg: MovingDigitsConfig, root: Path, size: str | None = None, worker
         except (json.JSONDecodeError, UnicodeDecodeError):
             known = {}  # only a hint of what may be skipped: regenerate everything
     jobs = [(cfg, size, str(out), s, i, a, known.get(f"{s}_{i:05d}")) for s, i, a in _plan(cfg, size)]
+    print(f"generating moving-digits[{size}]: {len(jobs)} videos into {out}", file=sys.stderr, flush=True)
     entries: list[dict] = []
     try:
         entries.extend(_run_jobs(jobs, workers, f"moving-digits[{size}]", progress))
