@@ -34,13 +34,12 @@ class Progress(tqdm):
     def format_dict(self):
         d = super().format_dict
         if not self._warm:
-            d["rate"] = None if self.n == self.initial else d.get("rate")
             return d
         now = time.time()
         if not self._samples or self._samples[-1][1] != self.n:
             self._samples.append((now, self.n))
         (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
-        d["rate"] = (n1 - n0) / (t1 - t0) if n1 > n0 and t1 > t0 else None
+        d["rate"] = (n1 - n0) / (t1 - t0) if n1 > n0 and t1 > t0 else 0.0  # 0 shows as "?", not a guess
         return d
 
 

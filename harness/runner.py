@@ -96,6 +96,7 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
             "(pass --resume to continue it)")
     spec = method.sample_spec()
     videos = VideoSet(root, entries, cfg.data.cache_frames)
+    videos.preload("decoding pre-training videos", progress)
     data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed)
     steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed)
     bad = BadVideos(len(videos), cfg.data.max_bad_fraction)

@@ -229,6 +229,10 @@ def test_broken_video_is_skipped_and_counted(manifest, tmp_path):
         decode_frames(tmp_path / entries[1]["path"])
     ds = LabelledViews(VideoSet(tmp_path, entries, cache_frames=False), cfg.backbone.clip, 1, 1, ["digit"])
     assert "bad" in ds[1] and "views" in ds[0]
+    cached = VideoSet(tmp_path, entries, cache_frames=True)
+    cached.preload("decode", progress=False)  # decoded up front; the broken file is remembered, not fatal
+    assert sorted(cached._cache) == [0, 2, 3]
+    assert "bad" in LabelledViews(cached, cfg.backbone.clip, 1, 1, ["digit"])[1]
     bad = BadVideos(total=4, max_fraction=0.3)
     with pytest.warns(UserWarning, match="skipping unreadable video"):
         bad.add(ds[1]["bad"], ds[1]["error"])

@@ -19,6 +19,7 @@ from harness.data import sampling
 from harness.data.transforms import ClipGeometry, ColourAugment, Normalize, resize_short_side, spatial_crops, to_video
 from harness.data.video import decode_frames
 from harness.errors import DataError, VideoDecodeError
+from harness.progress import progress_bar
 
 __all__ = ["DataError", "BadVideos", "VideoSet", "PretrainClips", "LabelledViews", "EpochBatches", "collate"]
 
@@ -51,6 +52,7 @@ class VideoSet:
         self.cache_frames = cache_frames
         self.seek_gap = seek_gap
         self._cache: dict[int, np.ndarray] = {}
+        self._errors: dict[int, VideoDecodeError] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -64,11 +66,28 @@ class VideoSet:
     def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
         """uint8 (len(indices), H, W, 3). Cached mode decodes each video once for the whole run."""
         if self.cache_frames:
+            if i in self._errors:
+                raise self._errors[i]
             if i not in self._cache:
                 self._cache[i] = decode_frames(self.path(i))
             full = self._cache[i]
             return full[np.minimum(indices, len(full) - 1)]
         return decode_frames(self.path(i), indices, seek_gap=self.seek_gap)
+
+    def preload(self, desc: str, progress: bool) -> None:
+        """Decode every video into the cache now, as a phase of its own, so that the first epoch of
+        training runs at the pace of the others (and its progress estimate holds from the start).
+        A video that cannot be decoded is remembered and reported when a sample asks for it."""
+        if not self.cache_frames:
+            return
+        with progress_bar(len(self), 0, desc, "video", progress) as bar:
+            for i in range(len(self)):
+                if i not in self._cache and i not in self._errors:
+                    try:
+                        self._cache[i] = decode_frames(self.path(i))
+                    except VideoDecodeError as e:
+                        self._errors[i] = e
+                bar.update()
 
 
 class PretrainClips(Dataset):
