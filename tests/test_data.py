@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -298,3 +299,49 @@ def test_the_copy_is_named_by_its_content():
 
     a = [{"id": "a", "sha256": "1"}, {"id": "b", "sha256": "2"}]
     assert content_checksum(a) == content_checksum(a[::-1]) != content_checksum([a[0], {"id": "b", "sha256": "3"}])
+
+
+def test_concurrent_generations_are_byte_identical(tmp_path):
+    """Four generations of the ci data at once, each with its own worker pool, write the same bytes.
+    (x264's MB-tree made 7 of 25 differ under load; docs/embedded-dataset.md.)"""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from harness.config import load_config; "
+            "from harness.data import moving_digits as md; "
+            "print(md.prepare(load_config('ci').datasets['moving-digits'], Path(sys.argv[1]), progress=False))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"g{i}")], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for i in range(4)]
+    manifests = [p.communicate(timeout=600)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    sums = [{v["id"]: v["sha256"] for v in json.loads(open(m).read())["videos"]} for m in manifests]
+    assert len(sums[0]) == 224 and all(s == sums[0] for s in sums[1:])
+
+
+def test_encoding_does_not_depend_on_uninitialised_memory(tmp_path):
+    """The cause of the differing generations, made deterministic: aligned allocations are filled with a
+    chosen pattern (an LD_PRELOAD shim); with x264's MB-tree on, 0xFFFF changed every file on an AVX-512
+    machine. The encoder must write the same bytes whatever the heap holds."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler for the allocation shim")
+    shim = tmp_path / "libfill.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(shim),
+                    str(Path(__file__).parent / "fixtures" / "fill_alloc.c"), "-ldl"], check=True)
+    code = ("import sys; from pathlib import Path; from harness.config import load_config; "
+            "from harness.data import moving_digits as md; cfg = load_config('ci').datasets['moving-digits']; "
+            "images, labels = md._digit_images(); pool = md.split_images(labels, 0, cfg.test_image_fraction)['pretrain']; "
+            "out = Path(sys.argv[1]); out.mkdir(); "
+            "[md.write_mp4(out / f'{i}.mp4', *md.make_video(cfg, 'pretrain', i, pool, images, labels, None)[:2], "
+            "cfg.fps, cfg.audio_rate, cfg.keyframe_interval, cfg.crf) for i in range(4)]")
+    digests = []
+    for pattern in ("0000", "ffff", "ffe0"):
+        out = tmp_path / pattern
+        env = {**os.environ, "LD_PRELOAD": str(shim), "FILL16": pattern}
+        subprocess.run([sys.executable, "-c", code, str(out)], env=env, check=True, timeout=300)
+        digests.append([md.sha256_file(out / f"{i}.mp4") for i in range(4)])
+    assert digests[0] == digests[1] == digests[2]
