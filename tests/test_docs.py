@@ -17,14 +17,15 @@ BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
 
 
 def blocks(doc: Path) -> tuple[dict[str, str], list[str]]:
-    """Files (blocks whose first line is `# <name>` with a dot in it) and the `bench run` commands."""
+    """Files (blocks whose first line is `# <name>` with a dot in it) and the `bench run` commands of the
+    shell blocks that follow the first file (earlier ones are usage summaries, not an example)."""
     files, commands = {}, []
     for lang, body in BLOCK.findall(doc.read_text()):
         first = body.splitlines()[0] if body.strip() else ""
         m = re.match(r"# ([\w.-]+\.(py|toml))\b", first)
         if m and lang in ("python", "toml"):
             files[m.group(1)] = body
-        elif lang == "bash":
+        elif lang == "bash" and files:
             commands += [line for line in body.splitlines() if line.startswith("bench run ")]
     return files, commands
 
