@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from typing import List, Optional
 
 import typer
@@ -233,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
     typer >= 0.29 vendors its own copy of click, so its exceptions are matched by what they carry
     (`format_message` and `exit_code`) rather than by class."""
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"  # one line, no source
     try:
         rv = app(args=argv, prog_name="bench", standalone_mode=False)
     except Exception as e:

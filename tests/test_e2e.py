@@ -128,3 +128,31 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, cache_dir, ci_m
     assert 0 < resumed["pretrain"]["resumed_from_step"] < resumed["pretrain"]["total_steps"]
     for a, b in zip(reference["results"], resumed["results"]):
         assert a["task"] == b["task"] and a["metrics"] == b["metrics"]
+
+
+def test_an_encoder_trained_without_unreadable_videos_retrains_once_they_are_repaired(tmp_path, ci_manifest):
+    """In-process: a damaged pre-training video is skipped and recorded; the encoder is reused while the
+    file stays damaged, and trained again on the whole set once `repair` has fixed it."""
+    import shutil
+
+    from harness.config import load_config
+    from harness.data import moving_digits as md
+    from harness.runner import run, summary
+
+    cfg = load_config("ci", [f"run.cache_dir='{tmp_path}'", "pretrain.epochs=1", "data.max_bad_fraction=0.1"],
+                      results_dir=str(tmp_path / "r"))
+    root = md.dataset_dir(cfg.dataset_cfg, tmp_path)
+    shutil.copytree(ci_manifest.parent, root)
+    entry = next(v for v in json.loads(ci_manifest.read_text())["videos"] if v["split"] == "pretrain")
+    (root / entry["path"]).write_bytes(b"\0not a video" * 40)
+    with pytest.warns(UserWarning):
+        first, _ = run(cfg, progress=False)
+    assert first["unreadable_videos"] == [str(root / entry["path"])]
+    assert "warning: 1 videos could not be read" in summary(first)
+    info = json.loads((Path(first["pretrain"]["checkpoint"]).parent / "pretrain.json").read_text())
+    assert list(info["bad_videos"]) == [str(root / entry["path"])]
+    again, _ = run(cfg, progress=False)
+    assert again["pretrain"]["reused"] and again["unreadable_videos"] == first["unreadable_videos"]
+    assert md.repair(cfg.dataset_cfg, tmp_path, progress=False).damaged == [entry["path"]]
+    repaired, _ = run(cfg, progress=False)
+    assert not repaired["pretrain"]["reused"] and repaired["unreadable_videos"] == []

@@ -29,11 +29,15 @@ def sha256_file(path: Path) -> str:
 def atomic_json(path: Path, obj: Any) -> None:
     """Write JSON via a temporary file in the same folder, fsync, then rename over `path`."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def content_checksum(entries: list[dict]) -> str:
