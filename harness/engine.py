@@ -8,7 +8,6 @@ was never interrupted.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from harness.atomic import atomic_write
 from harness.config import PretrainConfig, RunConfig, resolved_precision
 from harness.errors import ConfigError, NonFiniteLossError
 from harness.progress import progress_bar
@@ -148,19 +148,9 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file in the same directory, fsync, then rename over `path`; a failed
-    write (a full disk) removes its temporary file and leaves `path` as it was."""
+    """torch.save `obj` to `path` atomically (see `harness.atomic`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def rng_state() -> dict:

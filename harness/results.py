@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.atomic import atomic_write
 from harness.config import DEFAULTS_PATH
 from harness.errors import ConfigError, StorageError
 
@@ -102,15 +103,9 @@ def write_record(record: dict[str, Any], directory: Path) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     rid = record.setdefault("id", f"{stamp}-{record['method']}-{record['protocol']}-{uuid.uuid4().hex[:8]}")
     final = directory / f"{rid}.json"
-    tmp = directory / f".{rid}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "w") as f:
-            json.dump(record, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        atomic_write(final, lambda f: json.dump(record, f, indent=1, default=str))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise StorageError(f"run record {final} could not be written ({describe_os_error(e)}); nothing was saved") from None
     return final
 

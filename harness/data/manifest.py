@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import atomic_write
 from harness.errors import DataError
 
 
@@ -27,17 +27,8 @@ def sha256_file(path: Path) -> str:
 
 
 def atomic_json(path: Path, obj: Any) -> None:
-    """Write JSON via a temporary file in the same folder, fsync, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write JSON atomically (see `harness.atomic`)."""
+    atomic_write(path, lambda f: json.dump(obj, f, indent=1))
 
 
 def content_checksum(entries: list[dict]) -> str:
