@@ -110,17 +110,13 @@ def list_(what: str = typer.Argument(..., help="methods | protocols | datasets |
                 typer.echo(name)
             return
         if what not in catalog.REGISTRIES:
-            raise _choice_error(what, [*catalog.REGISTRIES, "profiles"])
+            raise ConfigError(f"cannot list {what!r}; choose one of: {', '.join([*catalog.REGISTRIES, 'profiles'])}")
         if config is not None:
             _load(config=config)  # plugins named in the user's file add entries
         reg = catalog.REGISTRIES[what]
         width = max(len(n) for n in reg.names())
         for name in reg.names():
             typer.echo(f"{name:<{width}}  {reg.description(name)}")
-
-
-def _choice_error(value: str, choices: list[str]) -> BenchError:
-    return ConfigError(f"cannot list {value!r}; choose one of: {', '.join(choices)}")
 
 
 @config_app.command("show")
