@@ -27,3 +27,13 @@ class Small3DConfig:
 @dataclass
 class NoOptions:
     """This backbone has no options of its own."""
+
+
+@dataclass
+class SlowR50Config:
+    """`zero_init_residual`: pytorchvideo's builder starts the last BN of every bottleneck at gamma 0;
+    the released ρ pre-training configs do not (PySlowFast's ZERO_INIT_FINAL_BN is off), so the
+    default is off. Turn it on to get the builder's initialisation (PySlowFast's supervised and AVA
+    configs use it)."""
+
+    zero_init_residual: bool = False

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from harness import catalog
-from harness.backbone_configs import NoOptions, Small3DConfig
+from harness.backbone_configs import NoOptions, SlowR50Config, Small3DConfig
 from harness.config import ClipConfig
 
 
@@ -125,7 +125,7 @@ class R2Plus1D18(_TorchvisionVideoResNet):
 class SlowR50(Encoder):
     """pytorchvideo's Slow-only ResNet-50 as in the ρ study (temporal kernels 1,1,3,3; 2048-d pool5)."""
 
-    def __init__(self, cfg: NoOptions, clip: ClipSpec):
+    def __init__(self, cfg: SlowR50Config, clip: ClipSpec):
         super().__init__()
         from pytorchvideo.models.resnet import create_resnet
 
@@ -135,6 +135,10 @@ class SlowR50(Encoder):
             stage_conv_a_kernel_size=((1, 1, 1), (1, 1, 1), (3, 1, 1), (3, 1, 1)),
             head=None,
         )
+        if not cfg.zero_init_residual:  # the builder zeroes each bottleneck's last BN; the ρ configs do not
+            for m in net.modules():
+                if getattr(m, "block_final_bn", False):
+                    nn.init.ones_(m.weight)
         self.trunk = net  # blocks up to res5; Encoder.features pools globally (any T, H, W)
         self.feature_dim = 2048
         self.clip_spec = clip

@@ -15,8 +15,18 @@ BACKBONES = Registry("backbone")
 DATASETS = Registry("dataset")
 TASKS = Registry("task")
 
+METHODS.add("rho_simclr", "methods.rho_simclr:RhoSimclr",
+            "ρSimCLR: InfoNCE over the batch, ρ clips per video as positives", config="methods.configs:RhoSimclrConfig")
+METHODS.add("rho_moco", "methods.rho_moco:RhoMoco",
+            "ρMoCo: momentum keys and a queue of negatives, ρ clips per video as positives",
+            config="methods.configs:RhoMocoConfig")
 METHODS.add("rho_byol", "methods.rho_byol:RhoByol", "ρBYOL: momentum target, predictor, ρ clips per video as positives",
             config="methods.configs:RhoByolConfig")
+METHODS.add("rho_swav", "methods.rho_swav:RhoSwav",
+            "ρSwAV: clips of a video predict each other's Sinkhorn prototype codes", config="methods.configs:RhoSwavConfig")
+METHODS.add("supervised", "methods.supervised:Supervised",
+            "reference row: the encoder trained with labels of the pre-training data (cross-entropy)",
+            config="methods.configs:SupervisedConfig")
 METHODS.add("random_init", "methods.random_init:RandomInit",
             "reference row: untrained encoder (same seed and init as the others)", config="methods.configs:RandomInitConfig")
 
@@ -31,7 +41,7 @@ BACKBONES.add("r3d_18", "harness.backbones:R3D18", "torchvision 3D ResNet-18 (51
 BACKBONES.add("r2plus1d_18", "harness.backbones:R2Plus1D18", "torchvision R(2+1)D-18 (512-d)",
               config="harness.backbone_configs:NoOptions")
 BACKBONES.add("slow_r50", "harness.backbones:SlowR50", "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)",
-              config="harness.backbone_configs:NoOptions")
+              config="harness.backbone_configs:SlowR50Config")
 
 DATASETS.add("moving-digits", "harness.data.moving_digits:MovingDigits",
              "embedded: handwritten digits moving over textures (H.264 + AAC + captions)",

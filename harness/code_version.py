@@ -31,7 +31,8 @@ _DATA_PATH = ("harness/data/datasets.py", "harness/data/transforms.py", "harness
               "harness/data/video.py", "harness/backbones.py")
 SHARED = {
     # what every pre-training runs through
-    "training": (*_DATA_PATH, "harness/engine.py", "methods/base.py", "methods/heads.py", "methods/losses.py"),
+    "training": (*_DATA_PATH, "harness/engine.py", "harness/distributed.py", "methods/base.py", "methods/heads.py",
+                 "methods/losses.py"),
     # what every protocol runs through
     "eval": (*_DATA_PATH, "protocols/base.py", "protocols/multiview.py"),
 }

@@ -107,6 +107,8 @@ class PretrainConfig:
     batch_size: int
     optimizer: Literal["sgd", "adamw", "lars"]
     lr: float
+    lr_batch: int  # the batch `lr` is given for: the LR used is lr x batch_size / lr_batch (0: lr as given)
+    lr_schedule: Literal["cosine", "cosine-after-warmup"]  # see harness.engine.lr_at
     weight_decay: float
     momentum: float
     warmup_epochs: float
@@ -421,7 +423,7 @@ def user_config_path(explicit: str | Path | None = None) -> Path | None:
     return None
 
 
-_TOP_KEYS = {"default_profile": str, "method": str, "protocol": str, "plugins": list, "profiles": dict,
+_TOP_KEYS = {"default_profile": str, "method": str, "protocol": str, "plugins": list, "profiles": dict, "by_method": dict,
              **{k: dict for k in ("run", "data", "backbone", "augment", "pretrain", "datasets", "backbones",
                                   "methods", "protocols")}}
 _KIND = {str: "a string", list: "a list", dict: "a table"}
@@ -485,7 +487,13 @@ def load_config(
     profile = profile or default
     if profile not in profiles:
         raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(sorted(profiles))}")
-    raw = _deep_merge(raw, profiles[profile])
+    body = dict(profiles[profile])
+    if not isinstance(body.get("by_method", {}), dict):
+        raise ConfigError(f"[profiles.{profile}.by_method] must be a table of method names")
+    layers = [raw.pop("by_method", {}), body.pop("by_method", {})]
+    chosen = method or _set_value(overrides, "method") or body.get("method") or raw.get("method")
+    raw = _deep_merge(_by_method(raw, layers[0], chosen, "by_method"), body)
+    raw = _by_method(raw, layers[1], chosen, f"profiles.{profile}.by_method")
     raw["profile"] = profile
     if method is not None:
         raw["method"] = method
@@ -502,6 +510,27 @@ def load_config(
     cfg = resolve(raw)
     cfg.plugins, cfg.sources = list(plugins), sources
     return cfg
+
+
+def _set_value(overrides: list[str] | tuple[str, ...], key: str) -> str | None:
+    """The value a `--set key=value` gives to a top-level key, if any (the last one wins)."""
+    found = None
+    for o in overrides:
+        k, _, v = o.partition("=")
+        if k.strip() == key:
+            found = str(parse_value(v.strip()))
+    return found
+
+
+def _by_method(raw: dict, table: dict, method: str | None, where: str) -> dict:
+    """Merge the `by_method` overrides of the selected method: settings that differ per method within
+    a profile (the ρ study's MoCo uses SGD at 0.4 where the others use LARS at 4.8)."""
+    for name, body in table.items():
+        if name not in catalog.METHODS:
+            raise ConfigError(f"[{where}.{name}]: unknown method {name!r}" + _suggest(name, catalog.METHODS.names()))
+        if not isinstance(body, dict):
+            raise ConfigError(f"[{where}.{name}] must be a table of overrides, got {body!r}")
+    return _deep_merge(raw, table.get(method, {})) if method in table else raw
 
 
 def resolve(raw: dict) -> Config:
@@ -571,6 +600,7 @@ def _check_values(cfg: Config) -> None:
     p = cfg.pretrain
     for name in ("batch_size", "checkpoint_every", "log_every"):
         _at_least(f"pretrain.{name}", getattr(p, name), 1)
+    _at_least("pretrain.lr_batch", p.lr_batch, 0)
     _at_least("pretrain.lr", p.lr, 0, strict=True)
     for name in ("epochs", "weight_decay", "momentum", "warmup_epochs", "grad_clip"):
         _at_least(f"pretrain.{name}", getattr(p, name), 0)

@@ -24,7 +24,7 @@ from harness.errors import ConfigError, NonFiniteLossError
 from harness.progress import progress_bar
 
 __all__ = ["NonFiniteLossError", "resolve_device", "seed_everything", "use_bf16", "LARS", "build_optimizer",
-           "lr_at", "atomic_save", "train", "TrainStats"]
+           "lr_at", "scaled_lr", "atomic_save", "train", "TrainStats", "StepInfo", "to_device"]
 
 
 # ----------------------------------------------------------------------------- device, seeds
@@ -136,12 +136,36 @@ def build_optimizer(modules: Iterable[nn.Module], cfg: PretrainConfig,
     return LARS(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
-def lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    """Linear warm-up from ~0 over `warmup` steps, then half-cosine to 0 at `total`."""
+LR_SCHEDULES = ("cosine", "cosine-after-warmup")
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, shape: str = "cosine-after-warmup") -> float:
+    """The learning rate of `step` (0-based) under a linear warm-up and a half-cosine decay to 0 at `total`.
+
+    - `cosine` (the ρ configs, PySlowFast's COSINE_AFTER_WARMUP=False): one cosine over the whole run;
+      the warm-up ramps linearly up to the cosine's value at its last step, so the curve joins it.
+    - `cosine-after-warmup`: the warm-up ramps to `base`, then a cosine over the remaining steps.
+    """
+    if shape == "cosine":
+        curve = base * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+        if step < warmup:
+            return base * 0.5 * (1 + math.cos(math.pi * warmup / max(total, 1))) * (step + 1) / warmup
+        return curve
+    if shape != "cosine-after-warmup":
+        raise ValueError(f"unknown LR schedule {shape!r}; known: {', '.join(LR_SCHEDULES)}")
     if step < warmup:
         return base * (step + 1) / warmup
     t = (step - warmup) / max(total - warmup, 1)
     return base * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def scaled_lr(cfg: PretrainConfig) -> float:
+    """`pretrain.lr` under the linear scaling rule (Goyal et al. 2017): lr x batch_size / lr_batch.
+
+    `batch_size` is the global batch (videos per step over all processes); `lr_batch` = 0 takes `lr`
+    as the rate of this run's batch, whatever its size.
+    """
+    return cfg.lr * cfg.batch_size / cfg.lr_batch if cfg.lr_batch else cfg.lr
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -190,6 +214,38 @@ class TrainStats:
     precision: str = "fp32"
     bad_videos: dict[str, str] = field(default_factory=dict)
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
+    term_curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # the other logged terms
+
+
+@dataclass
+class StepInfo:
+    """Where training stands, as the method's hooks see it: the step (0-based), its epoch and the
+    outputs of its forward pass (the `losses` dict, including non-scalar entries such as MoCo's keys)."""
+
+    step: int
+    total_steps: int
+    steps_per_epoch: int
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int:
+        return self.step // self.steps_per_epoch
+
+    @property
+    def progress(self) -> float:
+        """In [0, 1]: 0 at the first step, 1 at the last (momentum schedules are functions of it)."""
+        return self.step / max(self.total_steps - 1, 1)
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Move every tensor of a batch (nested dicts, lists and tuples) to `device`; other values stay."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
 
 
 def train(
@@ -218,8 +274,9 @@ def train(
     optimizer = build_optimizer(modules, cfg, [method.lr_scale(m) for m in modules])
     params = [p for g in optimizer.param_groups for p in g["params"]]
     stats = TrainStats(total_steps=total_steps, precision="bf16" if bf16 else "fp32")
-    per_epoch_hint = max(total_steps // max(cfg.epochs, 1), 1)
-    warmup = int(round(cfg.warmup_epochs * per_epoch_hint))
+    per_epoch = max(total_steps // max(cfg.epochs, 1), 1)
+    warmup = int(round(cfg.warmup_epochs * per_epoch))
+    base_lr = scaled_lr(cfg)
     step = 0
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -231,6 +288,7 @@ def train(
         step = state["step"]
         stats.bad_videos = state.get("bad_videos", {})
         stats.loss_curve = [tuple(x) for x in state.get("loss_curve", [])]
+        stats.term_curves = {k: [tuple(x) for x in v] for k, v in state.get("term_curves", {}).items()}
         stats.resumed_from_step = step
         log(f"resuming from step {step} of {total_steps} ({ckpt_path})")
     elif resume:
@@ -252,7 +310,7 @@ def train(
             "method": method.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": {"step": at, "total": total_steps, "warmup": warmup},
             "rng": rng_state(), "step": at, "fingerprint": fingerprint,
-            "bad_videos": stats.bad_videos, "loss_curve": stats.loss_curve,
+            "bad_videos": stats.bad_videos, "loss_curve": stats.loss_curve, "term_curves": stats.term_curves,
         }, ckpt_path)
         last_good = ckpt_path
 
@@ -261,27 +319,35 @@ def train(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t_start, timed_clips, t_timed = time.perf_counter(), 0, None
-    loss_sum, loss_n, loss = 0.0, 0, float("nan")
+    sums: dict[str, float] = {}  # every scalar term of `losses`, averaged over the steps of a log interval
+    loss_n, loss = 0, float("nan")
     try:
         for batch in make_loader(step):
             if batch.get("bad"):
                 on_bad(batch["bad"])
                 stats.bad_videos.update(dict(batch["bad"]))
-            lr = lr_at(step, total_steps, warmup, cfg.lr)
+            lr = lr_at(step, total_steps, warmup, base_lr, cfg.lr_schedule)
+            info = StepInfo(step, total_steps, per_epoch)
             if "clips" in batch:
-                loss = _step(method, forward, optimizer, params, batch, lr, bf16, device, cfg, step, where)
-                loss_sum += loss
+                batch = {**to_device(batch, device), "step": step, "epoch": info.epoch}
+                info.outputs = _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info, where)
+                terms = {k: v.item() for k, v in info.outputs.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
+                loss = terms["loss"]
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
                 loss_n += 1
                 n_clips = batch["clips"].shape[0] * clips_per_sample
                 if t_timed is None:  # the first step pays for warm-up and caches; time from the second
                     t_timed = time.perf_counter()
                 else:
                     timed_clips += n_clips
-            method.after_step(step / max(total_steps - 1, 1))
+            method.after_step(info)
             step += 1
             if loss_n and (step % cfg.log_every == 0 or step == total_steps):
-                stats.loss_curve.append((step, loss_sum / loss_n))
-                loss_sum, loss_n = 0.0, 0
+                stats.loss_curve.append((step, sums.pop("loss") / loss_n))
+                for k, v in sums.items():
+                    stats.term_curves.setdefault(k, []).append((step, v / loss_n))
+                sums, loss_n = {}, 0
             if step % cfg.checkpoint_every == 0 or step == total_steps:
                 save(step)
             rate = timed_clips / max(time.perf_counter() - t_timed, 1e-9) if timed_clips else 0.0
@@ -300,22 +366,28 @@ def train(
     return stats
 
 
-def _step(method, forward, optimizer, params, batch, lr, bf16, device, cfg, step, where) -> float:
-    """One optimiser step on a batch; stops on a non-finite loss or gradient before anything is updated."""
-    batch["clips"] = batch["clips"].to(device, non_blocking=True)
+def _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info: StepInfo, where) -> dict:
+    """One optimiser step on a batch already on the device; returns the method's outputs (loss detached).
+
+    Stops on a non-finite loss or gradient before anything is updated. The method's
+    `before_optimizer_step` hook runs between backward and the update (SwAV freezes its prototypes there).
+    """
     for g in optimizer.param_groups:
         g["lr"] = lr * g["lr_scale"]
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(batch["clips"].device.type, dtype=torch.bfloat16, enabled=bf16):
         out = forward(batch)
     loss = out["loss"].float()
     if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"loss is {loss.item()} at step {step} (lr {lr:.3g}); training stopped. "
+        raise NonFiniteLossError(f"loss is {loss.item()} at step {info.step} (lr {lr:.3g}); training stopped. "
                                  f"{where()}. Lower pretrain.lr or enable pretrain.grad_clip.")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         if not torch.isfinite(norm):
-            raise NonFiniteLossError(f"gradient norm is {norm.item()} at step {step}; training stopped. {where()}")
+            raise NonFiniteLossError(f"gradient norm is {norm.item()} at step {info.step}; training stopped. {where()}")
+    info.outputs = out
+    method.before_optimizer_step(info)
     optimizer.step()
-    return loss.item()
+    return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out.items()}
+

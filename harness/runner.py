@@ -72,6 +72,15 @@ def _still_unreadable(bad: dict[str, str], root: Path, entries: list[dict]) -> b
     return len(wanted) < len(bad) or bool(verify(root, wanted, full=True).bad)
 
 
+def pretrain_labels(ds, cfg: Config, entries: list[dict], name: str) -> tuple[tuple[str, ...], list[int]]:
+    """The classes and per-video labels `name` of the pre-training split, from the dataset class."""
+    get = getattr(ds, "labels", None)
+    if get is None:
+        raise ConfigError(f"{cfg.method} needs labels ({name!r}) of the pre-training data, and dataset "
+                          f"{cfg.pretrain.dataset!r} provides none")
+    return get(cfg.dataset_cfg, entries, name)
+
+
 def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progress: bool) -> dict:
     """Train `method` unless a finished encoder with the same key exists; return what happened."""
     if plan.checkpoint_dir is None:
@@ -97,7 +106,13 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
     spec = method.sample_spec()
     videos = VideoSet(root, entries, cfg.data.cache_frames)
     videos.preload("decoding pre-training videos", progress)
-    data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed)
+    labels = None
+    if spec.label is not None:
+        classes, labels = pretrain_labels(ds, cfg, entries, spec.label)
+        method.setup_labels(classes)
+        log(f"{cfg.method} trains on the label {spec.label!r} of the {cfg.pretrain.dataset} pre-training videos "
+            f"({len(classes)} classes)")
+    data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed, spec.views, labels)
     steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed)
     bad = BadVideos(len(videos), cfg.data.max_bad_fraction)
 

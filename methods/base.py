@@ -1,6 +1,11 @@
 """The Method contract: built from an encoder and its config section, it says what a training
 sample holds, turns a batch into a dict of losses, does its per-step updates and hands back
-its encoder. The engine owns everything else (optimiser, schedule, precision, checkpoints)."""
+its encoder. The engine owns everything else (optimiser, schedule, precision, checkpoints).
+
+A batch is a dict on the method's device: `clips` (B, V, C, T, H, W), `index` (B,), `label` (B,)
+when the sample spec asks for one, and the ints `step` and `epoch`. Anything a method keeps across
+steps (queues, pointers) is a registered buffer, so checkpoints save it and `--resume` restores it.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,14 +15,30 @@ import torch.nn as nn
 
 from harness.backbones import Encoder
 from harness.config import method_pretrains
+from harness.engine import StepInfo
+from methods.heads import mlp
+
+__all__ = ["Method", "ProjectedMethod", "SampleSpec", "StepInfo", "views_first"]
 
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """What one pre-training sample must hold: `clips` video clips per video, plus extra streams."""
+    """What one pre-training sample must hold.
+
+    `clips` clips per video at independent times (the ρ of the study); with `pair_single_clip` a
+    single clip comes as two augmentations of the same time (ρ = 1 of the SSL methods, which need a
+    positive). `label` names a label of the pre-training data the method trains on (`supervised`).
+    """
 
     clips: int
     streams: tuple[str, ...] = ("video",)
+    pair_single_clip: bool = True
+    label: str | None = None
+
+    @property
+    def views(self) -> int:
+        """Clips per sample as the data path delivers them."""
+        return max(self.clips, 2) if self.pair_single_clip else self.clips
 
 
 class Method(nn.Module):
@@ -37,12 +58,19 @@ class Method(nn.Module):
     def sample_spec(self) -> SampleSpec:
         return SampleSpec(clips=1)
 
+    def setup_labels(self, classes: tuple[str, ...]) -> None:
+        """Called before training when `sample_spec().label` is set, with that label's classes in index order."""
+
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Loss terms of one batch; the engine backpropagates `loss` and logs the rest."""
+        """Loss terms of one batch. The engine backpropagates `loss` and logs every other scalar
+        entry; non-scalar entries (MoCo's keys) reach the hooks as `StepInfo.outputs`."""
         raise NotImplementedError
 
-    def after_step(self, progress: float) -> None:
-        """Per-step updates after the optimiser step (momentum encoders, queues); progress in [0, 1]."""
+    def before_optimizer_step(self, info: StepInfo) -> None:
+        """After backward, before the update: gradients can be changed or dropped (SwAV's prototype freeze)."""
+
+    def after_step(self, info: StepInfo) -> None:
+        """After the update (and on steps with no usable batch): momentum encoders, queues, renormalisation."""
 
     def trainable_modules(self) -> list[nn.Module]:
         """Modules whose parameters the optimiser updates (targets updated by EMA are excluded)."""
@@ -51,6 +79,25 @@ class Method(nn.Module):
     def lr_scale(self, module: nn.Module) -> float:
         """Multiplier on the scheduled LR for one of `trainable_modules()`; 1 unless the method says otherwise."""
         return 1.0
+
+
+class ProjectedMethod(Method):
+    """What ρSimCLR, ρMoCo and ρSwAV share: ρ clips per video and an encoder + projection MLP, built
+    from the config's `rho`, `proj_layers`, `proj_hidden`, `proj_dim` and `proj_bn`."""
+
+    def __init__(self, encoder: Encoder, cfg):
+        super().__init__(encoder, cfg)
+        self.projector = mlp(encoder.feature_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers, cfg.proj_bn)
+
+    def sample_spec(self) -> SampleSpec:
+        return SampleSpec(clips=self.cfg.rho)
+
+    def trainable_modules(self) -> list[nn.Module]:
+        return [self.encoder, self.projector]
+
+    def embed(self, x: torch.Tensor, views: int) -> list[torch.Tensor]:
+        """Projected embeddings of clips batched by `views_first`: one (B, D) tensor per clip index."""
+        return list(self.projector(self.encoder(x)).chunk(views))
 
 
 def views_first(clips: torch.Tensor) -> tuple[torch.Tensor, int]:

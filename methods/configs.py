@@ -2,14 +2,33 @@
 
 They live apart from the method modules so that `bench config show` and config validation stay
 instant: a method module builds networks and imports torch, its settings do not need to. The
-defaults are the paper's values; the sources are in docs/methods.md.
+defaults are the paper's values (Feichtenhofer et al. 2021, appendix B.1); every switch that selects
+the released code's behaviour instead is listed in docs/methods.md with its source.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from harness.errors import ConfigError
+
+
+def _check(section: str, cfg, at_least: dict[str, float], probabilities: tuple[str, ...] = ()) -> None:
+    """Range checks shared by the schemas: `at_least` maps a field to its minimum; `probabilities` are in [0, 1)."""
+    for name, low in at_least.items():
+        v = getattr(cfg, name)
+        if v < low:
+            raise ConfigError(f"methods.{section}.{name}: must be >= {low:g}, got {v}")
+    for name in probabilities:
+        v = getattr(cfg, name)
+        if not 0 <= v < 1:
+            raise ConfigError(f"methods.{section}.{name}: need 0 <= value < 1, got {v}")
+
+
+def _positive_floats(section: str, cfg, names: tuple[str, ...]) -> None:
+    for name in names:
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"methods.{section}.{name}: must be > 0, got {getattr(cfg, name)}")
 
 
 @dataclass
@@ -17,6 +36,20 @@ class RandomInitConfig:
     """No options: the encoder's own initialisation under the run's seed."""
 
     pretrains: ClassVar[bool] = False  # the encoder is scored as initialised
+
+
+@dataclass
+class _Projected:
+    """Fields every ρ method has: clips per video and the projection MLP (SlowFast's MLPHead)."""
+
+    rho: int = 2
+    proj_layers: int = 3
+    proj_hidden: int = 2048
+    proj_dim: int = 128
+    proj_bn: bool = True
+
+    def _check_common(self, section: str) -> None:
+        _check(section, self, {"rho": 1, "proj_layers": 1, "proj_hidden": 1, "proj_dim": 1})
 
 
 @dataclass
@@ -36,12 +69,89 @@ class RhoByolConfig:
     pred_lr_scale: float = 1.0
 
     def validate(self) -> None:
-        if self.rho < 1:
-            raise ConfigError(f"methods.rho_byol.rho: need rho >= 1, got {self.rho}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"methods.rho_byol.momentum: need 0 <= m < 1, got {self.momentum}")
-        if not self.pred_lr_scale > 0:
-            raise ConfigError(f"methods.rho_byol.pred_lr_scale: must be > 0, got {self.pred_lr_scale}")
-        for k in ("proj_hidden", "proj_dim", "pred_hidden"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"methods.rho_byol.{k}: must be >= 1, got {getattr(self, k)}")
+        _check("rho_byol", self, {"rho": 1, "proj_hidden": 1, "proj_dim": 1, "pred_hidden": 1}, ("momentum",))
+        _positive_floats("rho_byol", self, ("pred_lr_scale",))
+
+
+@dataclass
+class RhoSimclrConfig(_Projected):
+    """ρSimCLR. Paper: 3-layer MLP 2048-2048-2048-128 with BN, InfoNCE at τ = 0.1 over all clip pairs.
+
+    `proj_bn = false` is the released config (BN_MLP is never set). `pairs = "chain"` is the released
+    code's ρ > 2 behaviour: only the ρ-1 pairs (clip k, clip k+1), each an NT-Xent of two clips.
+    """
+
+    temperature: float = 0.1
+    pairs: Literal["all", "chain"] = "all"
+
+    def validate(self) -> None:
+        self._check_common("rho_simclr")
+        _positive_floats("rho_simclr", self, ("temperature",))
+
+
+@dataclass
+class RhoMocoConfig(_Projected):
+    """ρMoCo. Paper: 3-layer MLP without BN, τ = 0.1, a 65,536-key queue, m_base 0.994 annealed to 1.
+
+    `queue_warmup = true` is the released code's start: no parameter update for the first
+    queue_size / batch steps, while the queue fills with keys. `shuffle_bn` shuffles the key
+    encoder's batch across processes (MoCo's shuffle-BN); with one process it changes nothing.
+    """
+
+    proj_bn: bool = False
+    temperature: float = 0.1
+    momentum: float = 0.994
+    queue_size: int = 65536
+    queue_warmup: bool = False
+    shuffle_bn: bool = True
+
+    def validate(self) -> None:
+        self._check_common("rho_moco")
+        _check("rho_moco", self, {"queue_size": 1}, ("momentum",))
+        _positive_floats("rho_moco", self, ("temperature",))
+
+
+@dataclass
+class RhoSwavConfig(_Projected):
+    """ρSwAV. Paper: 3-layer MLP with BN to 128-d, 1000 prototypes frozen for the first epoch,
+    ε = 0.05 with 3 Sinkhorn iterations, τ = 0.1, swapped prediction across all clip pairs.
+
+    `assign_clips = 2` is the released code (codes from clips 0 and 1 only; 0 = every clip).
+    `queue_size` > 0 adds SwAV's queue of past embeddings to each Sinkhorn problem from
+    `queue_start_epoch` on (off in the paper's runs).
+    """
+
+    prototypes: int = 1000
+    temperature: float = 0.1
+    epsilon: float = 0.05
+    sinkhorn_iters: int = 3
+    freeze_prototypes_epochs: int = 1
+    assign_clips: int = 0
+    queue_size: int = 0
+    queue_start_epoch: int = 15
+
+    def validate(self) -> None:
+        self._check_common("rho_swav")
+        _check("rho_swav", self, {"prototypes": 1, "sinkhorn_iters": 1, "freeze_prototypes_epochs": 0,
+                                  "assign_clips": 0, "queue_size": 0, "queue_start_epoch": 0})
+        _positive_floats("rho_swav", self, ("temperature", "epsilon"))
+        if self.assign_clips == 1 or self.assign_clips > max(self.rho, 2):
+            raise ConfigError(f"methods.rho_swav.assign_clips: 0 (every clip) or 2..{max(self.rho, 2)} "
+                              f"(the first clips of a video), got {self.assign_clips}")
+
+
+@dataclass
+class SupervisedConfig:
+    """The paper's supervised reference rows: the same encoder trained with cross-entropy on a label of
+    the pre-training data (`label`; on moving-digits, `digit`). `rho` clips per video, each classified
+    (1 = one clip, the usual supervised recipe); `dropout` before the classifier (0.5 in SlowFast)."""
+
+    rho: int = 1
+    label: str = "digit"
+    dropout: float = 0.5
+
+    def validate(self) -> None:
+        _check("supervised", self, {"rho": 1}, ("dropout",))
+        if not self.label.strip():
+            raise ConfigError("methods.supervised.label: empty label name")
+

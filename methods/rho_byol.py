@@ -11,14 +11,12 @@ over ρ sub-losses (the released code sums their gradients, which only rescales 
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn as nn
 
-from methods.base import Method, SampleSpec, views_first
+from methods.base import Method, SampleSpec, StepInfo, views_first
 from methods.configs import RhoByolConfig
-from methods.heads import mlp
+from methods.heads import frozen_copy, mlp
 from methods.losses import cosine_momentum, ema_update, rho_byol_loss
 
 
@@ -29,10 +27,8 @@ class RhoByol(Method):
         super().__init__(encoder, cfg)
         self.projector = mlp(encoder.feature_dim, cfg.proj_hidden, cfg.proj_dim)
         self.predictor = mlp(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
-        self.target_encoder = copy.deepcopy(encoder)
-        self.target_projector = copy.deepcopy(self.projector)
-        for p in [*self.target_encoder.parameters(), *self.target_projector.parameters()]:
-            p.requires_grad_(False)
+        self.target_encoder = frozen_copy(encoder)
+        self.target_projector = frozen_copy(self.projector)
         self.momentum = cfg.momentum
 
     def sample_spec(self) -> SampleSpec:
@@ -52,8 +48,8 @@ class RhoByol(Method):
         loss = rho_byol_loss(list(preds), list(targets))
         return {"loss": loss, "momentum": torch.tensor(self.momentum)}
 
-    def after_step(self, progress: float) -> None:
+    def after_step(self, info: StepInfo) -> None:
         # m is a function of progress alone, so a resumed run continues the schedule exactly
-        self.momentum = cosine_momentum(self.cfg.momentum, progress)
+        self.momentum = cosine_momentum(self.cfg.momentum, info.progress)
         ema_update(self.target_encoder, self.encoder, self.momentum)
         ema_update(self.target_projector, self.projector, self.momentum)

@@ -68,6 +68,24 @@ def test_user_file_overrides_the_packaged_defaults(tmp_path, monkeypatch):
     assert load_config("ci", results_dir="out").runs_dir() == tmp_path / "out" / "runs"
 
 
+def test_by_method_settings_apply_only_to_their_method(tmp_path, monkeypatch):
+    """The paper profile's MoCo trains with SGD 0.4 (B.1) while the others use LARS 4.8; a user file's
+    [by_method.X] applies in every profile, a profile's own [profiles.P.by_method.X] over it, --set last."""
+    paper = {m: load_config("paper", method=m).pretrain for m in ("rho_moco", "rho_byol", "rho_simclr")}
+    assert (paper["rho_moco"].optimizer, paper["rho_moco"].lr, paper["rho_moco"].weight_decay) == ("sgd", 0.4, 1e-4)
+    assert all((p.optimizer, p.lr, p.weight_decay) == ("lars", 4.8, 1e-6) for m, p in paper.items() if m != "rho_moco")
+    assert load_config("paper", ["pretrain.lr=0.3"], method="rho_moco").pretrain.lr == 0.3
+    assert load_config("paper", ["method='rho_moco'"]).pretrain.optimizer == "sgd"  # chosen by --set too
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench.toml").write_text("[by_method.rho_swav]\npretrain = { lr = 5e-4 }\n"
+                                         "[profiles.ci.by_method.rho_swav]\npretrain = { epochs = 2 }\n")
+    ci = load_config("ci", method="rho_swav").pretrain
+    assert (ci.lr, ci.epochs) == (5e-4, 2)
+    emb = load_config(method="rho_swav").pretrain
+    assert emb.lr == 5e-4 and emb.epochs == load_config().pretrain.epochs
+    assert load_config("ci", method="rho_byol").pretrain.lr == load_config("ci").pretrain.lr
+
+
 def test_plugin_adds_a_method(tmp_path, monkeypatch):
     from harness import catalog
 
@@ -89,7 +107,7 @@ def test_plugin_adds_a_method(tmp_path, monkeypatch):
     ("pretrain.epochs=two", "pretrain.epochs: expected an integer, got 'two'"),
     ("pretrain.optimizer=adam", "pretrain.optimizer: 'adam' is not allowed; allowed: 'sgd', 'adamw', 'lars'"),
     ("backbone.name=resnet", "backbone.name: unknown name 'resnet'"),
-    ("method.rho=0", "need rho >= 1"),
+    ("method.rho=0", "rho: must be >= 1, got 0"),
     ("augment.flip_p=1.5", "augment.flip_p: a probability in [0, 1]"),
     ("protocol.tasks=['digits-colour']", "unknown task 'digits-colour'"),
     ("nosuch.key=1", "no section 'nosuch'"),

@@ -156,3 +156,27 @@ def test_an_encoder_trained_without_unreadable_videos_retrains_once_they_are_rep
     assert md.repair(cfg.dataset_cfg, tmp_path, progress=False).damaged == [entry["path"]]
     repaired, _ = run(cfg, progress=False)
     assert not repaired["pretrain"]["reused"] and repaired["unreadable_videos"] == []
+
+
+SSL_AND_SUPERVISED = ["rho_simclr", "rho_moco", "rho_byol", "rho_swav", "supervised"]
+
+
+@pytest.mark.parametrize("rho", [1, 3])
+@pytest.mark.parametrize("method", SSL_AND_SUPERVISED)
+def test_every_method_runs_the_ci_profile(method, rho, tmp_path, cache_dir, ci_manifest):
+    """`bench run --profile ci` of each method with ρ = 1 and ρ = 3, in process: it pre-trains for the
+    full schedule with finite losses, logs the method's extra terms, and scores both tasks."""
+    from harness.cli import main
+
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
+    argv = _cmd(cache, results, "--set", f"method.rho={rho}", method=method)[3:]  # drop `python -m harness.cli`
+    assert main(argv) == 0
+    rec = _record(results)
+    pre = rec["pretrain"]
+    assert rec["method"] == method and rec["config"]["methods"][method]["rho"] == rho
+    assert pre["steps"] == pre["total_steps"] == 12 and not pre["reused"]
+    assert pre["loss_curve"] and all(v == v and abs(v) < 1e3 for _, v in pre["loss_curve"])
+    expected_terms = {"rho_moco": {"momentum"}, "rho_byol": {"momentum"}, "supervised": {"train_top1"}}
+    assert set(pre["term_curves"]) == expected_terms.get(method, set())
+    assert [r["task"] for r in rec["results"]] == ["digits-appearance", "digits-motion"]
+    assert all(0 <= r["metrics"]["top1"] <= 100 for r in rec["results"])

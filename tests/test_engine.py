@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from harness.config import load_config
-from harness.engine import LARS, NonFiniteLossError, atomic_save, lr_at, param_groups, train
+from harness.engine import LARS, NonFiniteLossError, atomic_save, lr_at, param_groups, scaled_lr, train
 
 
 def test_lr_schedule_warmup_then_cosine():
@@ -17,6 +17,28 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(10, 100, 10, 1.0) == pytest.approx(1.0)
     assert lr_at(55, 100, 10, 1.0) == pytest.approx(0.5)
     assert lr_at(100, 100, 10, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_lr_schedule_of_the_rho_configs_is_one_cosine_that_the_warmup_joins():
+    """PySlowFast with COSINE_AFTER_WARMUP=False: the cosine spans the whole run; warm-up ends on it."""
+    def curve(s):
+        return 0.5 * (1 + math.cos(math.pi * s / 100))
+
+    assert lr_at(9, 100, 10, 1.0, "cosine") == pytest.approx(curve(10))  # the warm-up's last step meets it
+    assert lr_at(4, 100, 10, 1.0, "cosine") == pytest.approx(curve(10) * 5 / 10)  # linear below it
+    for s in (10, 35, 50, 99):
+        assert lr_at(s, 100, 10, 1.0, "cosine") == pytest.approx(curve(s))
+    assert lr_at(50, 100, 10, 1.0, "cosine") < lr_at(50, 100, 10, 1.0, "cosine-after-warmup")
+    with pytest.raises(ValueError, match="unknown LR schedule"):
+        lr_at(0, 100, 10, 1.0, "step")
+
+
+def test_linear_scaling_rule():
+    cfg = load_config("paper").pretrain
+    assert cfg.lr_batch == 512 and scaled_lr(cfg) == pytest.approx(4.8)
+    small = load_config("paper", ["pretrain.batch_size=64"]).pretrain
+    assert scaled_lr(small) == pytest.approx(4.8 * 64 / 512)
+    assert scaled_lr(load_config("ci").pretrain) == load_config("ci").pretrain.lr  # lr_batch = 0: as given
 
 
 def _lars_by_hand(w, g, lr, m, wd, trust, nesterov, steps):
@@ -131,7 +153,10 @@ class Toy(nn.Module):
             loss = loss * float("nan")
         return {"loss": loss}
 
-    def after_step(self, progress):
+    def before_optimizer_step(self, info):
+        pass
+
+    def after_step(self, info):
         pass
 
 
@@ -246,7 +271,7 @@ class BlowsUp(Toy):
         self.register_buffer("running_var", torch.ones(4))
         self.at, self.seen = at, 0
 
-    def after_step(self, progress):
+    def after_step(self, info):
         self.seen += 1
         if self.seen == self.at:
             self.running_var.fill_(float("inf"))

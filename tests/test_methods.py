@@ -9,7 +9,38 @@ import torch
 from harness import catalog
 from harness.backbones import build_encoder
 from harness.config import load_config
+from harness.engine import StepInfo
 from methods.losses import byol_pair_loss, cosine_momentum, ema_update, rho_byol_loss
+
+
+def _method(name: str, *overrides: str):
+    cfg = load_config("ci", list(overrides), method=name)
+    torch.manual_seed(0)
+    enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
+    return catalog.METHODS.get(name)(enc, cfg.method_cfg), cfg
+
+
+def _batch(method, b: int = 4, seed: int = 0) -> dict:
+    spec = method.sample_spec()
+    g = torch.Generator().manual_seed(seed)
+    batch = {"clips": torch.randn(b, spec.views, 3, 8, 16, 16, generator=g), "step": 0, "epoch": 0}
+    if spec.label is not None:
+        method.setup_labels(tuple("abcde"))
+        batch["label"] = torch.arange(b) % 5
+    return batch
+
+
+def _train_step(method, batch: dict, info: StepInfo, lr: float = 0.1) -> dict:
+    """One step the way the engine takes it: losses, backward, hook, update, hook."""
+    opt = torch.optim.SGD([p for m in method.trainable_modules() for p in m.parameters()], lr=lr)
+    out = method.losses(batch)
+    opt.zero_grad()
+    out["loss"].backward()
+    info.outputs = out
+    method.before_optimizer_step(info)
+    opt.step()
+    method.after_step(info)
+    return out
 
 
 def test_byol_loss_hand_computed():
@@ -54,25 +85,94 @@ def test_ema_update():
 
 @pytest.mark.parametrize("name", catalog.METHODS.names())
 def test_method_contract(name):
-    """Every method builds from the ci profile, and if it pre-trains, one step lowers nothing to NaN
-    and changes the encoder (solo-learn's per-method smoke test)."""
-    cfg = load_config("ci", method=name)
-    torch.manual_seed(0)
-    enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
-    method = catalog.METHODS.get(name)(enc, cfg.method_cfg)
-    assert method.encoder is enc
+    """Every method builds from the ci profile, and if it pre-trains, one engine-shaped step gives a
+    finite loss and changes the encoder (solo-learn's per-method smoke test)."""
+    method, _ = _method(name)
     if not method.needs_pretraining:
         return
-    spec = method.sample_spec()
-    clips = torch.randn(4, max(spec.clips, 2), 3, 8, 32, 32)
-    before = [p.detach().clone() for p in enc.parameters()]
-    opt = torch.optim.SGD([p for m in method.trainable_modules() for p in m.parameters()], lr=0.1)
-    out = method.losses({"clips": clips})
+    before = [p.detach().clone() for p in method.encoder.parameters()]
+    out = _train_step(method, _batch(method), StepInfo(5, 10, 5))
     assert torch.isfinite(out["loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, method.encoder.parameters()))
+
+
+@pytest.mark.parametrize("name", ["rho_byol", "rho_moco"])
+def test_momentum_encoders_get_no_gradient_and_follow_the_cosine_schedule(name):
+    method, cfg = _method(name)
+    targets = [method.target_encoder, method.target_projector] if name == "rho_byol" else \
+        [method.key_encoder, method.key_projector]
+    out = method.losses(_batch(method))
     out["loss"].backward()
-    opt.step()
-    method.after_step(0.5)
-    assert any(not torch.equal(a, b) for a, b in zip(before, enc.parameters()))
+    assert all(not p.requires_grad and p.grad is None for t in targets for p in t.parameters())
+    base = cfg.method_cfg.momentum
+    method.after_step(StepInfo(0, 50, 10, out))
+    assert method.momentum == pytest.approx(base)  # first step: m_base
+    method.after_step(StepInfo(49, 50, 10, out))
+    assert method.momentum == pytest.approx(1.0)  # last step: annealed to 1
+
+
+def test_moco_queue_is_fifo_and_survives_a_checkpoint(tmp_path):
+    from harness.engine import atomic_save
+
+    method, _ = _method("rho_moco", "method.queue_size=5", "method.proj_dim=3")
+    rows = torch.arange(1, 8, dtype=torch.float32)[:, None].repeat(1, 3)  # rows 1..7
+    method.enqueue(rows[:3])
+    method.enqueue(rows[3:])
+    # 1,2,3 went to slots 0-2; 4,5 to slots 3-4; 6,7 overwrote the oldest (1, 2) in slots 0-1
+    assert method.queue[:, 0].tolist() == [6, 7, 3, 4, 5] and int(method.queue_ptr) == 2
+    atomic_save({"method": method.state_dict()}, tmp_path / "ck.pt")
+    fresh, _ = _method("rho_moco", "method.queue_size=5", "method.proj_dim=3")
+    assert not torch.equal(fresh.queue, method.queue)
+    fresh.load_state_dict(torch.load(tmp_path / "ck.pt")["method"])
+    assert torch.equal(fresh.queue, method.queue) and int(fresh.queue_ptr) == 2
+
+
+def test_moco_enqueues_the_keys_of_every_clip_after_each_step():
+    method, _ = _method("rho_moco", "method.rho=3", "method.queue_size=64")
+    out = _train_step(method, _batch(method, b=4), StepInfo(0, 10, 5))
+    assert out["keys"].shape[0] == 3 * 4 and int(method.queue_ptr) == 12
+    torch.testing.assert_close(method.queue[:12], out["keys"])
+
+
+def test_moco_queue_warmup_holds_the_weights_while_the_queue_fills():
+    method, _ = _method("rho_moco", "method.queue_size=16", "method.queue_warmup=true")
+    batch = _batch(method, b=4)  # 16 / 4 videos: the first 4 steps take no update
+    before = [p.detach().clone() for p in method.encoder.parameters()]
+    _train_step(method, batch, StepInfo(3, 10, 5))
+    assert all(torch.equal(a, b) for a, b in zip(before, method.encoder.parameters()))
+    _train_step(method, batch, StepInfo(4, 10, 5))
+    assert any(not torch.equal(a, b) for a, b in zip(before, method.encoder.parameters()))
+
+
+def test_swav_prototypes_stay_fixed_in_the_first_epoch_and_stay_unit_length():
+    method, _ = _method("rho_swav")
+    w0 = method.prototypes.weight.detach().clone()
+    torch.testing.assert_close(w0.norm(dim=1), torch.ones(len(w0)))
+    for step in (0, 1):  # epoch 0 of 2-step epochs
+        _train_step(method, _batch(method, seed=step), StepInfo(step, 10, 2), lr=1.0)
+        assert torch.equal(method.prototypes.weight, w0)
+    _train_step(method, _batch(method, seed=2), StepInfo(2, 10, 2), lr=1.0)
+    assert not torch.equal(method.prototypes.weight, w0)
+    torch.testing.assert_close(method.prototypes.weight.norm(dim=1), torch.ones(len(w0)))
+
+
+def test_swav_queue_joins_sinkhorn_once_full():
+    method, _ = _method("rho_swav", "method.queue_size=8", "method.queue_start_epoch=1")
+    for step in range(4):  # epochs of 2 steps: the queue fills in epoch 1 (4 videos a step)
+        batch = {**_batch(method, seed=step), "epoch": step // 2}
+        _train_step(method, batch, StepInfo(step, 10, 2))
+    assert torch.all(method.queue.abs().sum(dim=-1) > 0)
+    assert all(s is not None for s in method._queue_scores())
+
+
+def test_supervised_trains_a_classifier_on_the_pretraining_labels():
+    method, cfg = _method("supervised", "method.rho=3")
+    spec = method.sample_spec()
+    assert spec.views == 3 and spec.label == "digit"
+    out = _train_step(method, _batch(method), StepInfo(0, 10, 5))
+    assert method.classifier.out_features == 5 and 0 <= out["train_top1"].item() <= 100
+    assert load_config("ci", method="supervised").method_cfg.rho == 1
+    assert _method("supervised")[0].sample_spec().views == 1  # one clip: no pair needed
 
 
 def test_rho_byol_target_follows_online_by_ema():
@@ -84,7 +184,7 @@ def test_rho_byol_target_follows_online_by_ema():
         for p in m.encoder.parameters():
             p.add_(1.0)
     t0 = [p.clone() for p in m.target_encoder.parameters()]
-    m.after_step(0.0)
+    m.after_step(StepInfo(0, 10, 5))
     k = cfg.method_cfg.momentum
     for t, before, o in zip(m.target_encoder.parameters(), t0, m.encoder.parameters()):
         assert torch.allclose(t, k * before + (1 - k) * o, atol=1e-6)

@@ -91,15 +91,20 @@ class VideoSet:
 
 
 class PretrainClips(Dataset):
-    """One item = `views` augmented clips of one video (ρ clips; ρ=1 gives two augmentations of one clip).
+    """One item = `views` augmented clips of one video: ρ clips at independent times, or with
+    `views` > ρ = 1 that many augmentations of one clip (the SSL methods' ρ = 1).
 
     Items hold cropped uint8 clips and each clip's colour parameters; `collate` applies the colour
     augmentation to the whole batch at once and normalises (use it as the DataLoader's collate_fn).
+    `labels`, when given, adds each video's class index as `label` (supervised pre-training).
     """
 
-    def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int):
-        self.videos, self.clip, self.rho, self.seed = videos, clip, rho, seed
-        self.views = max(rho, 2)
+    def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int,
+                 views: int | None = None, labels: list[int] | None = None):
+        self.videos, self.clip, self.rho, self.seed, self.labels = videos, clip, rho, seed, labels
+        self.views = max(rho, 2) if views is None else views
+        if self.views != rho and rho != 1:
+            raise ValueError(f"views ({self.views}) differ from rho ({rho}); only rho = 1 repeats a clip")
         self.geometry = ClipGeometry(aug, clip)
         self.colour = ColourAugment(aug, clip)
         self.normalize = Normalize(clip.mean, clip.std)
@@ -113,7 +118,7 @@ class PretrainClips(Dataset):
         n = self.videos.num_frames(i)
         starts = sampling.random_clip_starts(n, self.clip.frames, self.clip.stride, self.rho, rng)
         if self.rho == 1:
-            starts = starts * 2  # same time, two independent augmentations
+            starts = starts * self.views  # same time, independent augmentations
         idx = [sampling.clip_indices(s, self.clip.frames, self.clip.stride, n) for s in starts]
         try:
             frames = self.videos.frames(i, np.concatenate(idx))
@@ -126,7 +131,10 @@ class PretrainClips(Dataset):
         for v in range(self.views):  # the same generator goes on from the clip starts
             clips.append(self.geometry(video[v * T:(v + 1) * T], self.geometry.draw(rng, h, w)))
             colour.append(self.colour.draw(rng))
-        return {"clips": torch.stack(clips), "colour": torch.stack(colour), "index": i}
+        item = {"clips": torch.stack(clips), "colour": torch.stack(colour), "index": i}
+        if self.labels is not None:
+            item["label"] = self.labels[i]
+        return item
 
     def collate(self, items: list[dict]) -> dict:
         """Batch items, then colour-augment and normalise all their clips in one go: (B, V, C, T, H, W)."""
@@ -173,6 +181,8 @@ def collate(items: list[dict]) -> dict:
     if not good:
         return out
     out["index"] = torch.tensor([x["index"] for x in good])
+    if "label" in good[0]:
+        out["label"] = torch.tensor([x["label"] for x in good])
     for key in ("clips", "views", "colour"):
         if key in good[0]:
             out[key] = torch.stack([x[key] for x in good])

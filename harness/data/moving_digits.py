@@ -531,6 +531,20 @@ class MovingDigits:
         return manifest.parent, entries
 
     @staticmethod
+    def labels(cfg: MovingDigitsConfig, entries: list[dict], name: str) -> tuple[tuple[str, ...], list[int]]:
+        """Classes and per-video labels `name` of `entries`, for supervised pre-training.
+
+        Pre-training videos have one label, `digit`: every segment shows the same digit image (their
+        motion changes per segment, so they have no motion label). Their images are disjoint from the
+        test clips' images, so a supervised encoder never sees a test digit.
+        """
+        if name == "digit":
+            _, digits = _digit_images()
+            return APPEARANCE.classes, [int(digits[e["image_id"]]) for e in entries]
+        raise ConfigError(f"moving-digits: pre-training videos have only the label 'digit' (their motion changes "
+                          f"from segment to segment); got {name!r}")
+
+    @staticmethod
     def identity(cfg: MovingDigitsConfig, cache_root: Path) -> dict[str, Any]:
         """Which copy a run used: the config fingerprint, the content checksum and the video count."""
         manifest = dataset_dir(cfg, cache_root) / "manifest.json"
