@@ -329,7 +329,8 @@ def train(
             lr = lr_at(step, total_steps, warmup, base_lr, cfg.lr_schedule)
             info = StepInfo(step, total_steps, per_epoch)
             if "clips" in batch:
-                batch = {**to_device(batch, device), "step": step, "epoch": info.epoch}
+                batch = to_device(batch, device)
+                method.before_step(info)
                 info.outputs = _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info, where)
                 terms = {k: v.item() for k, v in info.outputs.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
                 loss = terms["loss"]

@@ -2,9 +2,11 @@
 sample holds, turns a batch into a dict of losses, does its per-step updates and hands back
 its encoder. The engine owns everything else (optimiser, schedule, precision, checkpoints).
 
-A batch is a dict on the method's device: `clips` (B, V, C, T, H, W), `index` (B,), `label` (B,)
-when the sample spec asks for one, and the ints `step` and `epoch`. Anything a method keeps across
-steps (queues, pointers) is a registered buffer, so checkpoints save it and `--resume` restores it.
+A batch is a dict on the method's device: `clips` (B, V, C, T, H, W), `index` (B,) and `label` (B,)
+when the sample spec asks for one. Where training stands reaches the method through its hooks
+(`StepInfo`), not through the batch, so a compiled `losses` sees the same inputs every step. Anything
+a method keeps across steps (queues, pointers) is a registered buffer, so checkpoints save it and
+`--resume` restores it.
 """
 from __future__ import annotations
 
@@ -65,6 +67,9 @@ class Method(nn.Module):
         """Loss terms of one batch. The engine backpropagates `loss` and logs every other scalar
         entry; non-scalar entries (MoCo's keys) reach the hooks as `StepInfo.outputs`."""
         raise NotImplementedError
+
+    def before_step(self, info: StepInfo) -> None:
+        """Before the forward pass of a step (its `outputs` are still empty): schedules that switch by epoch."""
 
     def before_optimizer_step(self, info: StepInfo) -> None:
         """After backward, before the update: gradients can be changed or dropped (SwAV's prototype freeze)."""

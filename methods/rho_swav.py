@@ -27,6 +27,7 @@ class RhoSwav(ProjectedMethod):
         self.targets = list(range(cfg.assign_clips or views))
         # SwAV's queue: past embeddings of each target clip, newest first; all-zero rows are unfilled
         self.register_buffer("queue", torch.zeros(len(self.targets), cfg.queue_size, cfg.proj_dim))
+        self.queue_on = False  # set per step by before_step: the queue joins from `queue_start_epoch`
 
     def trainable_modules(self) -> list[nn.Module]:
         return [*super().trainable_modules(), self.prototypes]
@@ -41,7 +42,7 @@ class RhoSwav(ProjectedMethod):
         z = [F.normalize(t, dim=1) for t in self.embed(x, v)]
         scores = [self.prototypes(t) for t in z]
         queue_scores = None
-        if self.cfg.queue_size and batch.get("epoch", 0) >= self.cfg.queue_start_epoch:
+        if self.queue_on:
             queue_scores = self._queue_scores()
         loss = swav_loss(scores, self.cfg.epsilon, self.cfg.sinkhorn_iters, self.cfg.temperature,
                          self.targets, queue_scores)
@@ -56,6 +57,9 @@ class RhoSwav(ProjectedMethod):
         if not torch.any(self.queue[:, -1] != 0):
             return [None] * len(self.targets)
         return [self.prototypes(q) for q in self.queue]
+
+    def before_step(self, info: StepInfo) -> None:
+        self.queue_on = bool(self.cfg.queue_size) and info.epoch >= self.cfg.queue_start_epoch
 
     def before_optimizer_step(self, info: StepInfo) -> None:
         if info.epoch < self.cfg.freeze_prototypes_epochs:

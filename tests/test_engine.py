@@ -153,6 +153,9 @@ class Toy(nn.Module):
             loss = loss * float("nan")
         return {"loss": loss}
 
+    def before_step(self, info):
+        pass
+
     def before_optimizer_step(self, info):
         pass
 

@@ -23,7 +23,7 @@ def _method(name: str, *overrides: str):
 def _batch(method, b: int = 4, seed: int = 0) -> dict:
     spec = method.sample_spec()
     g = torch.Generator().manual_seed(seed)
-    batch = {"clips": torch.randn(b, spec.views, 3, 8, 16, 16, generator=g), "step": 0, "epoch": 0}
+    batch = {"clips": torch.randn(b, spec.views, 3, 8, 16, 16, generator=g)}
     if spec.label is not None:
         method.setup_labels(tuple("abcde"))
         batch["label"] = torch.arange(b) % 5
@@ -33,6 +33,7 @@ def _batch(method, b: int = 4, seed: int = 0) -> dict:
 def _train_step(method, batch: dict, info: StepInfo, lr: float = 0.1) -> dict:
     """One step the way the engine takes it: losses, backward, hook, update, hook."""
     opt = torch.optim.SGD([p for m in method.trainable_modules() for p in m.parameters()], lr=lr)
+    method.before_step(info)
     out = method.losses(batch)
     opt.zero_grad()
     out["loss"].backward()
@@ -159,10 +160,9 @@ def test_swav_prototypes_stay_fixed_in_the_first_epoch_and_stay_unit_length():
 def test_swav_queue_joins_sinkhorn_once_full():
     method, _ = _method("rho_swav", "method.queue_size=8", "method.queue_start_epoch=1")
     for step in range(4):  # epochs of 2 steps: the queue fills in epoch 1 (4 videos a step)
-        batch = {**_batch(method, seed=step), "epoch": step // 2}
-        _train_step(method, batch, StepInfo(step, 10, 2))
+        _train_step(method, _batch(method, seed=step), StepInfo(step, 10, 2))
     assert torch.all(method.queue.abs().sum(dim=-1) > 0)
-    assert all(s is not None for s in method._queue_scores())
+    assert method.queue_on and all(s is not None for s in method._queue_scores())
 
 
 def test_supervised_trains_a_classifier_on_the_pretraining_labels():

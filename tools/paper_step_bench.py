@@ -57,8 +57,9 @@ def bench_one(method_name: str, rho: int, batch: int, steps: int, warmup: int, d
         info = StepInfo(100 + i, 10_000, 1000)  # past SwAV's frozen first epoch, like most of a run
         _sync(device)
         t0 = time.perf_counter()
-        info.outputs = _step(method, method.losses, opt, params, {**data, "step": info.step, "epoch": info.epoch},
-                             cfg.pretrain.lr, bf16, cfg.pretrain, info, lambda: "")
+        method.before_step(info)
+        info.outputs = _step(method, method.losses, opt, params, data, cfg.pretrain.lr, bf16, cfg.pretrain, info,
+                             lambda: "")
         method.after_step(info)
         _sync(device)
         times.append(time.perf_counter() - t0)
