@@ -8,7 +8,7 @@ TORCH   ?= torch==2.14.1 torchvision==0.29.1
 .PHONY: demo test test-fast install clean-runs help
 
 help:
-	@echo "make demo   - install, prepare moving-digits, pre-train rho_byol, score it and random_init, print the leaderboard"
+	@echo "make demo   - install, prepare moving-digits, pre-train rho_simclr and rho_byol, score them and random_init, print the leaderboard"
 	@echo "make test   - install if needed, run the linter and the test suite"
 
 $(STAMP): pyproject.toml
@@ -22,6 +22,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bench data prepare moving-digits
+	$(BIN)/bench run --method rho_simclr --protocol linear
 	$(BIN)/bench run --method rho_byol --protocol linear
 	$(BIN)/bench run --method random_init --protocol linear
 	$(BIN)/bench leaderboard --profile embedded
