@@ -33,6 +33,12 @@ METHODS.add("random_init", "methods.random_init:RandomInit",
 PROTOCOLS.add("linear", "protocols.linear:Linear",
               "frozen encoder + linear classifier, multi-view test (paper: K400, 10x3 views)",
               config="protocols.configs:LinearConfig")
+PROTOCOLS.add("knn", "protocols.knn:Knn",
+              "frozen encoder, weighted k-nearest-neighbour classification (no training)",
+              config="protocols.configs:KnnConfig")
+PROTOCOLS.add("retrieval", "protocols.retrieval:Retrieval",
+              "frozen encoder, test videos query training videos: recall@1/5/10/20",
+              config="protocols.configs:RetrievalConfig")
 
 BACKBONES.add("small3d", "harness.backbones:Small3D", "light 3D CNN for CPU profiles (8w-d features)",
               config="harness.backbone_configs:Small3DConfig")

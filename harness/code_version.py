@@ -34,7 +34,7 @@ SHARED = {
     "training": (*_DATA_PATH, "harness/engine.py", "harness/distributed.py", "methods/base.py", "methods/heads.py",
                  "methods/losses.py"),
     # what every protocol runs through
-    "eval": (*_DATA_PATH, "protocols/base.py", "protocols/multiview.py"),
+    "eval": (*_DATA_PATH, "protocols/base.py", "protocols/multiview.py", "protocols/frozen.py"),
 }
 
 

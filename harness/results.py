@@ -211,9 +211,10 @@ def leaderboard(records: list[dict], metric: str = "top1", profile: str | None =
     df = records_frame(records)
     if df.empty:
         raise ConfigError("no run records yet: try `bench run --method rho_byol --protocol linear`")
-    metrics = sorted(c for c in ("top1", "top5", "top1_1view", "top5_1view") if c in df)
+    metrics = sorted({k for r in records for t in r.get("results", []) for k in t.get("metrics", {})})
     if metric not in df:
         raise ConfigError(f"--metric {metric!r} is not in the records; they have: {', '.join(metrics)}")
+    df = df[df[metric].notna()]  # protocols without this metric (retrieval reports R@k) leave no empty column
     if profile is not None:
         have = sorted(df.profile.unique())
         df = df[df.profile == profile]

@@ -186,8 +186,8 @@ METRIC_LABELS = {"top1": "top-1 (all views)", "top5": "top-5 (all views)", "top1
 def summary(record: dict) -> str:
     """A short markdown table of one run's results, and what the reader must know about it."""
     results = record["results"]
-    metrics = [k for k in METRIC_LABELS if any(k in r["metrics"] for r in results)]
-    metrics += sorted({k for r in results for k in r["metrics"]} - set(metrics))
+    seen = list(dict.fromkeys(k for r in results for k in r["metrics"]))  # the order the protocol reports them
+    metrics = [k for k in METRIC_LABELS if k in seen] + [k for k in seen if k not in METRIC_LABELS]
     views = any("temporal_views" in r["counts"] for r in results)
     head = ["task", *(METRIC_LABELS.get(k, k) for k in metrics), *(["views (clips x crops)"] if views else [])]
     lines = [f"{record['method']} / {record['protocol']} / profile {record['profile']} "

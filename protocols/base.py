@@ -27,6 +27,7 @@ class TaskResult:
     costs: dict[str, float]
     counts: dict[str, int]
     bad_videos: dict[str, str] = field(default_factory=dict)
+    ci95: dict[str, list[float]] = field(default_factory=dict)  # bootstrap over test videos: metric -> [low, high]
     extra: dict[str, Any] = field(default_factory=dict)
 
 

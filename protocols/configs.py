@@ -13,37 +13,81 @@ from harness.errors import ConfigError
 
 
 @dataclass
-class LinearConfig:
-    """Paper: 60 epochs, cosine, warm-up 8 epochs, wd 0, 10 temporal x 3 spatial test views."""
+class FrozenConfig:
+    """What every frozen-encoder protocol reads: tasks, views and BN handling (`protocols.frozen`)."""
 
     bookkeeping: ClassVar[tuple[str, ...]] = ("tasks", "feature_batch")
+    section: ClassVar[str] = ""
 
     tasks: list[str]
+    train_views: int  # temporal clips per training video (centre crop)
+    temporal_views: int
+    spatial_views: int
+    recompute_bn: bool  # re-estimate BN statistics on the training videos (the ρ study's reference code)
+    feature_batch: int  # videos per encoder call during extraction
+
+    def _at_least(self, names: tuple[str, ...], low: float, strict: bool = False) -> None:
+        for k in names:
+            v = getattr(self, k)
+            if v < low or (strict and v == low):
+                raise ConfigError(f"protocols.{self.section}.{k}: must be {'>' if strict else '>='} {low:g}, got {v}")
+
+    def validate(self) -> None:
+        if self.spatial_views not in (1, 3):
+            raise ConfigError(f"protocols.{self.section}.spatial_views: 1 or 3, got {self.spatial_views}")
+        self._at_least(("train_views", "temporal_views", "feature_batch"), 1)
+        if not self.tasks:
+            raise ConfigError(f"protocols.{self.section}.tasks: name at least one task")
+
+
+@dataclass
+class LinearConfig(FrozenConfig):
+    """Paper: 60 epochs, cosine, warm-up 8 epochs, wd 0, 10 temporal x 3 spatial test views."""
+
+    section: ClassVar[str] = "linear"
+
     epochs: int
     batch_size: int
     lr: float
     weight_decay: float
     warmup_epochs: int
-    train_views: int  # temporal clips per training video (centre crop) used as training features
-    temporal_views: int
-    spatial_views: int
-    recompute_bn: bool
     standardize: bool
-    feature_batch: int  # videos per encoder call during extraction
 
     def validate(self) -> None:
-        if self.spatial_views not in (1, 3):
-            raise ConfigError(f"protocols.linear.spatial_views: 1 or 3, got {self.spatial_views}")
-        for k in ("epochs", "batch_size", "train_views", "temporal_views", "feature_batch"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"protocols.linear.{k}: must be >= 1, got {getattr(self, k)}")
-        for k in ("lr",):
-            if not getattr(self, k) > 0:
-                raise ConfigError(f"protocols.linear.{k}: must be > 0, got {getattr(self, k)}")
-        for k in ("weight_decay", "warmup_epochs"):
-            if getattr(self, k) < 0:
-                raise ConfigError(f"protocols.linear.{k}: must be >= 0, got {getattr(self, k)}")
+        super().validate()
+        self._at_least(("epochs", "batch_size"), 1)
+        self._at_least(("lr",), 0, strict=True)
+        self._at_least(("weight_decay", "warmup_epochs"), 0)
         if self.warmup_epochs > self.epochs:
             raise ConfigError(f"protocols.linear.warmup_epochs ({self.warmup_epochs}) must be <= epochs ({self.epochs})")
-        if not self.tasks:
-            raise ConfigError("protocols.linear.tasks: name at least one task")
+
+
+@dataclass
+class KnnConfig(FrozenConfig):
+    """Weighted kNN on L2-normalised features (Wu et al. 2018, as in the ρ code's online monitor):
+    votes exp(cos/τ) from the k nearest training videos; k = 200 and k = 20 are the usual presets."""
+
+    section: ClassVar[str] = "knn"
+
+    k: int
+    temperature: float
+
+    def validate(self) -> None:
+        super().validate()
+        self._at_least(("k",), 1)
+        self._at_least(("temperature",), 0, strict=True)
+
+
+@dataclass
+class RetrievalConfig(FrozenConfig):
+    """Video retrieval: each test video queries the training videos by cosine similarity; recall@k is
+    the share of queries with a same-class video among the k nearest (the video SSL literature's R@k)."""
+
+    section: ClassVar[str] = "retrieval"
+
+    recall_at: list[int]
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.recall_at or min(self.recall_at) < 1:
+            raise ConfigError(f"protocols.retrieval.recall_at: positive ranks, e.g. [1, 5, 10, 20], got {self.recall_at}")

@@ -17,13 +17,11 @@ import time
 import torch
 import torch.nn as nn
 
-from harness.catalog import DATASETS, TASKS
-from harness.data.datasets import BadVideos, LabelledViews, VideoSet
-from harness.engine import lr_at, use_bf16
-from harness.errors import ConfigError
+from harness.engine import lr_at
 from protocols.base import EvalContext, Protocol, TaskResult, topk
 from protocols.configs import LinearConfig
-from protocols.multiview import Features, extract, recalibrate_bn
+from protocols.frozen import bootstrap_ci, centre_view, frozen_features
+from protocols.multiview import Features
 
 
 def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearConfig, seed: int) -> nn.Linear:
@@ -55,51 +53,18 @@ class Linear(Protocol):
 
     def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
         c = self.cfg
-        tasks = [TASKS.get(t) for t in c.tasks]
-        groups: dict[tuple, list] = {}
-        for t in tasks:  # tasks over the same videos share one feature extraction
-            groups.setdefault((t.dataset, t.train_split, t.test_split), []).append(t)
         results = []
-        for (dataset, train_split, test_split), group in groups.items():
-            results += self._evaluate_group(encoder, ctx, dataset, train_split, test_split, group)
-        return results
-
-    def _split(self, ctx: EvalContext, dataset: str, split: str) -> VideoSet:
-        cfg = ctx.cfg
-        if dataset not in cfg.datasets:
-            raise ConfigError(f"task dataset {dataset!r} has no [datasets.{dataset}] section")
-        root, entries = DATASETS.get(dataset).split(cfg.datasets[dataset], cfg.cache_root(), split,
-                                                    progress=ctx.progress)
-        if not entries:
-            raise ConfigError(f"dataset {dataset!r} has no videos in split {split!r}")
-        return VideoSet(root, entries, cfg.data.cache_frames)
-
-    def _evaluate_group(self, encoder, ctx, dataset, train_split, test_split, tasks) -> list[TaskResult]:
-        cfg, c, dev = ctx.cfg, self.cfg, ctx.device
-        bf16 = use_bf16(cfg.pretrain, dev)
-        workers = cfg.data.num_workers
-        keys = sorted({t.label for t in tasks})
-        train_set, test_set = self._split(ctx, dataset, train_split), self._split(ctx, dataset, test_split)
-        bad = BadVideos(len(train_set) + len(test_set), cfg.data.max_bad_fraction)
-        train_ds = LabelledViews(train_set, cfg.backbone.clip, c.train_views, 1, keys)
-        test_ds = LabelledViews(test_set, cfg.backbone.clip, c.temporal_views, c.spatial_views, keys)
-        t0 = time.perf_counter()
-        encoder.to(dev).eval()
-        if c.recompute_bn:
-            recalibrate_bn(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16)
-        tr = extract(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16, "train features", ctx.progress)
-        te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad, bf16, "test features", ctx.progress)
-        t_feat = time.perf_counter() - t0
-        x_tr, x_te = tr.feats.flatten(0, 1), te.feats
-        if c.standardize:
-            mu, sd = x_tr.mean(0), x_tr.std(0).clamp_min(1e-6)
-            x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
-        results = []
-        for t in tasks:
-            t1 = time.perf_counter()
-            y_tr = tr.labels[t.label].repeat_interleave(tr.feats.shape[1])
-            fc = train_linear(x_tr, y_tr, len(t.classes), c, cfg.run.seed)
-            results.append(self._score(t, fc, x_te, te, c, time.perf_counter() - t1, t_feat, tr, bad))
+        for g in frozen_features(encoder, ctx, c):  # tasks over the same videos share one extraction
+            tr, te = g.train, g.test
+            x_tr, x_te = tr.feats.flatten(0, 1), te.feats
+            if c.standardize:
+                mu, sd = x_tr.mean(0), x_tr.std(0).clamp_min(1e-6)
+                x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+            for t in g.tasks:
+                t1 = time.perf_counter()
+                y_tr = tr.labels[t.label].repeat_interleave(tr.feats.shape[1])
+                fc = train_linear(x_tr, y_tr, len(t.classes), c, ctx.cfg.run.seed)
+                results.append(self._score(t, fc, x_te, te, c, time.perf_counter() - t1, g.seconds, tr, g.bad))
         return results
 
     @staticmethod
@@ -108,8 +73,7 @@ class Linear(Protocol):
         n, v, _ = x_te.shape
         probs = fc(x_te.flatten(0, 1)).softmax(-1).view(n, v, -1)
         y = te.labels[task.label]
-        centre = (c.temporal_views // 2) * c.spatial_views + c.spatial_views // 2
-        one, allv = probs[:, centre], probs.mean(1)
+        one, allv = probs[:, centre_view(c.temporal_views, c.spatial_views)], probs.mean(1)
         metrics = {
             "top1": topk(allv, y, 1), "top5": topk(allv, y, 5),
             "top1_1view": topk(one, y, 1), "top5_1view": topk(one, y, 5),
@@ -121,4 +85,5 @@ class Linear(Protocol):
             counts={"train_videos": len(tr.feats), "test_videos": n, "views": v,
                     "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
             bad_videos=dict(bad.failed),
+            ci95={"top1": bootstrap_ci(allv.argmax(1) == y), "top1_1view": bootstrap_ci(one.argmax(1) == y)},
         )

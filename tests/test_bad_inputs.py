@@ -29,7 +29,7 @@ CASES: list[tuple] = [
     ("empty-method", ["run", "-m", "", "--protocol", "linear"], {}, 2, "--method: empty value"),
     ("empty-protocol", ["run", "-m", "rho_byol", "--protocol", ""], {}, 2, "--protocol: empty value"),
     ("unknown-method", ["run", "-m", "byol", "--protocol", "linear"], {}, 2, "method: unknown name 'byol'"),
-    ("unknown-protocol", ["run", "-m", "rho_byol", "--protocol", "knn"], {}, 2, "protocol: unknown name 'knn'"),
+    ("unknown-protocol", ["run", "-m", "rho_byol", "--protocol", "svm"], {}, 2, "protocol: unknown name 'svm'"),
     ("unknown-profile", [*RUN, "-p", "fast"], {}, 2, "unknown profile 'fast'; known: ci, embedded, paper"),
     ("empty-profile", [*RUN, "-p", ""], {}, 2, "--profile: empty value"),
     ("negative-seed", [*RUN, "--seed", "-1"], {}, 2, "run.seed: must be >= 0"),

@@ -180,3 +180,21 @@ def test_every_method_runs_the_ci_profile(method, rho, tmp_path, cache_dir, ci_m
     assert set(pre["term_curves"]) == expected_terms.get(method, set())
     assert [r["task"] for r in rec["results"]] == ["digits-appearance", "digits-motion"]
     assert all(0 <= r["metrics"]["top1"] <= 100 for r in rec["results"])
+
+
+@pytest.mark.parametrize("protocol, metric", [("knn", "top1"), ("retrieval", "R@1")])
+def test_every_frozen_protocol_runs_the_ci_profile(protocol, metric, tmp_path, cache_dir, ci_manifest):
+    """`bench run --protocol knn|retrieval --profile ci`: both tasks scored with a bootstrap interval
+    per metric, and the leaderboard reads the protocol's own metric."""
+    from harness.cli import main
+
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
+    argv = _cmd(cache, results)[3:]
+    argv[argv.index("linear")] = protocol
+    assert main(argv) == 0
+    rec = _record(results)
+    assert rec["protocol"] == protocol and [r["task"] for r in rec["results"]] == ["digits-appearance", "digits-motion"]
+    for r in rec["results"]:
+        lo, hi = r["ci95"][metric]
+        assert 0 <= lo <= r["metrics"][metric] <= hi <= 100
+    assert main(["leaderboard", "--results-dir", str(results), "--metric", metric]) == 0

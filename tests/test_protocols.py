@@ -112,3 +112,69 @@ def test_scores_average_all_views_and_pick_the_centre_view(temporal, spatial, ce
     r = Linear._score(task, fc, x, te, cfg, 0.0, 0.0, te, type("B", (), {"failed": {}})())
     expected_all = 100.0 if v == 1 else 50.0
     assert r.metrics["top1"] == expected_all and r.metrics["top1_1view"] == 100.0
+
+
+def _brute_knn(q, bank, yb, n_classes, k, tau):
+    """Plain loops: for each query, sort the bank by cosine and add exp(cos/τ) of the k best to their classes."""
+    out = []
+    for row in q.tolist():
+        sims = sorted(((sum(a * b for a, b in zip(row, brow)), int(y)) for brow, y in zip(bank.tolist(), yb)),
+                      reverse=True)[:k]
+        votes = [0.0] * n_classes
+        for s, y in sims:
+            votes[y] += float(np.exp(s / tau))
+        out.append(votes)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _unit_rows(n, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+
+
+@pytest.mark.parametrize("k", [1, 5, 40])  # 40 > bank size: every bank row votes
+def test_knn_scores_match_a_brute_force_reference(k):
+    from protocols.knn import knn_scores
+
+    q, bank = _unit_rows(7, 6, 0), _unit_rows(30, 6, 1)
+    yb = torch.arange(30) % 4
+    got = knn_scores(q, bank, yb, 4, k, 0.07, chunk=3)  # chunks of 3 queries: the chunking must not matter
+    torch.testing.assert_close(got, _brute_knn(q, bank, yb, 4, k, 0.07).to(got.dtype), rtol=1e-9, atol=0)
+
+
+def test_recall_at_k_matches_a_brute_force_reference():
+    from protocols.retrieval import recall_hits
+
+    q, bank = _unit_rows(9, 5, 2), _unit_rows(25, 5, 3)
+    yq, yb = torch.arange(9) % 3, torch.arange(25) % 5
+    hits = recall_hits(q, bank, yq, yb, [1, 5, 10, 30], chunk=4)
+    for i in range(9):
+        order = sorted(range(25), key=lambda j: -float(q[i] @ bank[j]))
+        for k in (1, 5, 10, 30):
+            assert bool(hits[k][i]) == any(int(yb[j]) == int(yq[i]) for j in order[:k]), (i, k)
+    assert all(hits[30]) or not all(hits[1])  # recall can only grow with k
+
+
+def test_bootstrap_interval_contains_the_mean_and_shrinks_with_more_videos():
+    from protocols.frozen import bootstrap_ci
+
+    g = torch.Generator().manual_seed(0)
+    small, large = torch.rand(100, generator=g) < 0.3, torch.rand(2000, generator=g) < 0.3
+    lo_s, hi_s = bootstrap_ci(small)
+    lo_l, hi_l = bootstrap_ci(large)
+    assert lo_s <= 100 * small.float().mean() <= hi_s and lo_l <= 100 * large.float().mean() <= hi_l
+    assert (hi_l - lo_l) < (hi_s - lo_s) / 3  # about sqrt(20) = 4.5x narrower
+    assert bootstrap_ci(torch.ones(50, dtype=torch.bool)) == [100.0, 100.0]
+
+
+@pytest.mark.parametrize("protocol", ["knn", "retrieval"])
+def test_frozen_protocols_score_an_encoder_that_sees_the_label_perfectly(tmp_path, solid, protocol):
+    """The mean-colour 'encoder' separates the classes: kNN top-1 and retrieval R@1 are 100%."""
+    cfg = load_config("ci", [f"run.cache_dir='{tmp_path}'"], protocol=protocol)
+    cfg.datasets["solid-colours"] = SolidConfig()
+    proto_cfg = replace(cfg.protocol_cfg, tasks=["solid-colour"])
+    (r,) = catalog.PROTOCOLS.get(protocol)(proto_cfg).evaluate(MeanColour(), EvalContext(cfg, torch.device("cpu"),
+                                                                                           progress=False))
+    key = "top1" if protocol == "knn" else "R@1"
+    assert r.metrics[key] == 100.0 and r.metrics[f"{key}_1view"] == 100.0 and r.ci95[key] == [100.0, 100.0]
+    assert r.counts["test_videos"] == 16 and r.counts["train_videos"] == 32

@@ -1,0 +1,84 @@
+"""What the frozen-encoder protocols (linear, knn, retrieval) share: BN re-estimation and multi-view
+features of a task's training and test videos, extracted once for all tasks over the same videos,
+and the statistics they report (the centre view, bootstrap intervals over test videos)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from harness.catalog import DATASETS, TASKS
+from harness.data.datasets import BadVideos, LabelledViews, VideoSet
+from harness.data.task import Task
+from harness.engine import use_bf16
+from harness.errors import ConfigError
+from protocols.base import EvalContext
+from protocols.multiview import Features, extract, recalibrate_bn
+
+
+@dataclass
+class TaskGroupFeatures:
+    """Features of one group of tasks that read the same videos (e.g. digits-appearance and -motion)."""
+
+    tasks: list[Task]
+    train: Features  # (N, train_views, D): centre crops
+    test: Features  # (M, temporal x spatial, D), temporal-major
+    bad: BadVideos
+    seconds: float  # BN re-estimation and both extractions
+
+
+def load_split(ctx: EvalContext, dataset: str, split: str) -> VideoSet:
+    cfg = ctx.cfg
+    if dataset not in cfg.datasets:
+        raise ConfigError(f"task dataset {dataset!r} has no [datasets.{dataset}] section")
+    root, entries = DATASETS.get(dataset).split(cfg.datasets[dataset], cfg.cache_root(), split, progress=ctx.progress)
+    if not entries:
+        raise ConfigError(f"dataset {dataset!r} has no videos in split {split!r}")
+    return VideoSet(root, entries, cfg.data.cache_frames)
+
+
+def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGroupFeatures]:
+    """For each group of `c.tasks` over the same videos: re-estimate BN on the training videos (if
+    `c.recompute_bn`), then extract `c.train_views` centre-crop clips per training video and
+    `c.temporal_views` x `c.spatial_views` views per test video, each video decoded once."""
+    cfg, dev = ctx.cfg, ctx.device
+    bf16, workers = use_bf16(cfg.pretrain, dev), cfg.data.num_workers
+    groups: dict[tuple, list[Task]] = {}
+    for t in (TASKS.get(name) for name in c.tasks):
+        groups.setdefault((t.dataset, t.train_split, t.test_split), []).append(t)
+    for (dataset, train_split, test_split), tasks in groups.items():
+        keys = sorted({t.label for t in tasks})
+        train_set, test_set = load_split(ctx, dataset, train_split), load_split(ctx, dataset, test_split)
+        bad = BadVideos(len(train_set) + len(test_set), cfg.data.max_bad_fraction)
+        train_ds = LabelledViews(train_set, cfg.backbone.clip, c.train_views, 1, keys)
+        test_ds = LabelledViews(test_set, cfg.backbone.clip, c.temporal_views, c.spatial_views, keys)
+        t0 = time.perf_counter()
+        encoder.to(dev).eval()
+        if c.recompute_bn:
+            recalibrate_bn(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16)
+        tr = extract(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16, "train features", ctx.progress)
+        te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad, bf16, "test features", ctx.progress)
+        yield TaskGroupFeatures(tasks, tr, te, bad, time.perf_counter() - t0)
+
+
+def centre_view(temporal: int, spatial: int) -> int:
+    """Index of the single view: the middle temporal clip's centre crop (views are temporal-major)."""
+    return (temporal // 2) * spatial + spatial // 2
+
+
+def bootstrap_ci(hits: torch.Tensor, resamples: int = 1000, seed: int = 0) -> list[float]:
+    """95% percentile-bootstrap interval (in %) of the mean of per-video 0/1 `hits`, resampling test videos."""
+    h = hits.float().flatten()
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(h), (resamples, len(h)), generator=g)
+    means = h[idx].mean(dim=1) * 100
+    return [round(float(means.quantile(0.025)), 2), round(float(means.quantile(0.975)), 2)]
+
+
+def video_embedding(feats: torch.Tensor) -> torch.Tensor:
+    """(N, V, D) view features -> (N, D): the mean of the L2-normalised views, normalised again."""
+    f = torch.nn.functional.normalize(feats.float(), dim=-1).mean(dim=1)
+    return torch.nn.functional.normalize(f, dim=-1)
