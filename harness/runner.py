@@ -166,6 +166,9 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         "seed": cfg.run.seed, "tasks": [r.task for r in results], "results": [asdict(r) for r in results],
         "code_version": {"pretrain": plan.code_version, "protocol": code_version.protocol_version(cfg.protocol)},
         "identity": {"encoder": cfg.encoder_identity(cfg.pretrains), "protocol": cfg.protocol_identity()},
+        "protocol_card": {"protocol": cfg.protocol, **protocol.card(cfg, results),
+                          "scored_encoder": plan.key if cfg.pretrains else f"untrained {cfg.backbone.name}, seed "
+                                                                           f"{cfg.run.seed}"},
         "datasets": datasets, "unreadable_videos": unreadable,
         "pretrain": pre,
         "costs": {"total_seconds": t2 - t0, "pretrain_seconds": t1 - t0, "protocol_seconds": t2 - t1,

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from harness.catalog import TASKS
 from harness.config import Config
 
 
@@ -32,13 +33,34 @@ class TaskResult:
 
 
 class Protocol:
-    """Base class: subclasses implement `evaluate`; the catalog names the class, its schema and description."""
+    """Base class: subclasses implement `evaluate`; the catalog names the class, its schema and description.
+
+    `mode` and `aggregation` say in words how the protocol measures; they go into every record's
+    protocol card (`card`), next to the views, resolutions and splits it used.
+    """
+
+    mode = ""
+    aggregation = ""
 
     def __init__(self, cfg):
         self.cfg = cfg
 
     def evaluate(self, encoder: torch.nn.Module, ctx: EvalContext) -> list[TaskResult]:
         raise NotImplementedError
+
+    def card(self, cfg: Config, results: list[TaskResult]) -> dict[str, Any]:
+        """What a reader needs to compare this number with a paper's: how it was measured, on what."""
+        c, clip = self.cfg, cfg.backbone.clip
+        return {
+            "mode": self.mode, "aggregation": self.aggregation,
+            "clip": f"{clip.frames}x{clip.stride} (frames x stride, in source frames)",
+            "train_resolution": clip.crop_size, "test_short_side": clip.test_short_side,
+            "views": f"{getattr(c, 'temporal_views', 1)}x{getattr(c, 'spatial_views', 1)} (temporal x spatial)",
+            "feature_layer": "the encoder's output: global average pool of its last stage",
+            "tasks": {r.task: {"train_split": TASKS.get(r.task).train_split, "test_split": TASKS.get(r.task).test_split,
+                               "train_videos": r.counts.get("train_videos"), "test_videos": r.counts.get("test_videos"),
+                               "unreadable_videos": len(r.bad_videos)} for r in results},
+        }
 
 
 def topk(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:

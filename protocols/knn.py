@@ -37,6 +37,8 @@ class Knn(Protocol):
     """Weighted k-nearest-neighbour classification on frozen, normalised video embeddings."""
 
     cfg: KnnConfig
+    mode = "frozen encoder, no training: weighted k nearest training videos"
+    aggregation = "mean of the L2-normalised view features, normalised"
 
     def evaluate(self, encoder, ctx: EvalContext) -> list[TaskResult]:
         c = self.cfg

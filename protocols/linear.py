@@ -51,6 +51,9 @@ def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearCo
 class Linear(Protocol):
     """Frozen encoder, BN statistics re-estimated, a linear layer on pooled features, multi-view test."""
 
+    mode = "frozen encoder, features extracted once (centre crops); linear layer trained on them"
+    aggregation = "mean of the softmax over all views"
+
     def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
         c = self.cfg
         results = []

@@ -29,6 +29,8 @@ class Retrieval(Protocol):
     """Recall@k of test videos querying training videos with frozen, normalised embeddings."""
 
     cfg: RetrievalConfig
+    mode = "frozen encoder, no training: test videos query training videos by cosine similarity"
+    aggregation = "mean of the L2-normalised view features, normalised"
 
     def evaluate(self, encoder, ctx: EvalContext) -> list[TaskResult]:
         c = self.cfg

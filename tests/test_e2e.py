@@ -197,4 +197,8 @@ def test_every_frozen_protocol_runs_the_ci_profile(protocol, metric, tmp_path, c
     for r in rec["results"]:
         lo, hi = r["ci95"][metric]
         assert 0 <= lo <= r["metrics"][metric] <= hi <= 100
+    card = rec["protocol_card"]
+    assert card["protocol"] == protocol and card["views"].startswith("2x3") and card["scored_encoder"] == rec["pretrain_key"]
+    assert card["tasks"]["digits-motion"] == {"train_split": "train", "test_split": "test", "train_videos": 100,
+                                              "test_videos": 60, "unreadable_videos": 0}
     assert main(["leaderboard", "--results-dir", str(results), "--metric", metric]) == 0
