@@ -197,7 +197,10 @@ class Config:
     def protocol_identity(self) -> dict[str, Any]:
         """The settings that shape what the protocol measures (not which tasks, not batch sizes of extraction)."""
         cfg = self.protocol_cfg
-        skip = getattr(type(cfg), "bookkeeping", ())
+        skip = set(getattr(type(cfg), "bookkeeping", ()))
+        # options with a default (low-shot) are named only when set, so adding one leaves earlier records' identity as is
+        skip |= {f.name for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING
+                 and getattr(cfg, f.name) == f.default}
         body = {k: v for k, v in to_plain(cfg).items() if k not in skip}
         out = _flat({f"protocols.{self.protocol}": body})
         for name in self.task_datasets():

@@ -6,7 +6,7 @@ variant in the leaderboard. The sources of the defaults are in docs/protocols.md
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import ClassVar
 
 from harness.errors import ConfigError
@@ -25,6 +25,11 @@ class FrozenConfig:
     spatial_views: int
     recompute_bn: bool  # re-estimate BN statistics on the training videos (the ρ study's reference code)
     feature_batch: int  # videos per encoder call during extraction
+    _: KW_ONLY
+    # low-shot: train on a fixed, class-stratified subset of the training videos (ids go in the record)
+    train_fraction: float = 1.0  # the share of each class's training videos kept
+    train_per_class: int = 0  # or exactly this many per class (0: use train_fraction)
+    subset_seed: int = 0  # the subset depends on this alone, so every method is scored on the same videos
 
     def _at_least(self, names: tuple[str, ...], low: float, strict: bool = False) -> None:
         for k in names:
@@ -36,6 +41,11 @@ class FrozenConfig:
         if self.spatial_views not in (1, 3):
             raise ConfigError(f"protocols.{self.section}.spatial_views: 1 or 3, got {self.spatial_views}")
         self._at_least(("train_views", "temporal_views", "feature_batch"), 1)
+        self._at_least(("train_per_class", "subset_seed"), 0)
+        if not 0 < self.train_fraction <= 1:
+            raise ConfigError(f"protocols.{self.section}.train_fraction: in (0, 1], got {self.train_fraction}")
+        if self.train_per_class and self.train_fraction < 1:
+            raise ConfigError(f"protocols.{self.section}: set train_fraction or train_per_class, not both")
         if not self.tasks:
             raise ConfigError(f"protocols.{self.section}.tasks: name at least one task")
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -28,16 +30,42 @@ class TaskGroupFeatures:
     test: Features  # (M, temporal x spatial, D), temporal-major
     bad: BadVideos
     seconds: float  # BN re-estimation and both extractions
+    train_ids: list[str] | None = None  # the low-shot subset's video ids (None: every training video)
+
+    def extra(self) -> dict:
+        """What goes into each of this group's results besides the scores: the low-shot subset, if any."""
+        return {"train_ids": self.train_ids} if self.train_ids is not None else {}
 
 
-def load_split(ctx: EvalContext, dataset: str, split: str) -> VideoSet:
+def load_split(ctx: EvalContext, dataset: str, split: str) -> tuple[Path, list[dict]]:
     cfg = ctx.cfg
     if dataset not in cfg.datasets:
         raise ConfigError(f"task dataset {dataset!r} has no [datasets.{dataset}] section")
     root, entries = DATASETS.get(dataset).split(cfg.datasets[dataset], cfg.cache_root(), split, progress=ctx.progress)
     if not entries:
         raise ConfigError(f"dataset {dataset!r} has no videos in split {split!r}")
-    return VideoSet(root, entries, cfg.data.cache_frames)
+    return root, entries
+
+
+def low_shot(entries: list[dict], label: str, c) -> list[dict]:
+    """The fixed, class-stratified training subset of a low-shot run (all entries when it is off).
+
+    Per class, `train_per_class` videos or a `train_fraction` share of them (at least one), drawn by
+    `subset_seed` alone, so every method is scored on the same videos.
+    """
+    if c.train_fraction >= 1 and not c.train_per_class:
+        return entries
+    by_class: dict[int, list[int]] = {}
+    for i, e in enumerate(entries):
+        by_class.setdefault(int(e["labels"][label]), []).append(i)
+    keep = []
+    for cls, idx in sorted(by_class.items()):
+        rng = np.random.default_rng([c.subset_seed, cls])
+        n = c.train_per_class or max(1, round(c.train_fraction * len(idx)))
+        if n > len(idx):
+            raise ConfigError(f"train_per_class = {n}, but class {cls} of {label!r} has only {len(idx)} training videos")
+        keep += rng.choice(idx, size=n, replace=False).tolist()
+    return [entries[i] for i in sorted(keep)]
 
 
 def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGroupFeatures]:
@@ -47,11 +75,15 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
     cfg, dev = ctx.cfg, ctx.device
     bf16, workers = use_bf16(cfg.pretrain, dev), cfg.data.num_workers
     groups: dict[tuple, list[Task]] = {}
+    shot = c.train_fraction < 1 or c.train_per_class > 0  # a low-shot subset is drawn per task: no sharing
     for t in (TASKS.get(name) for name in c.tasks):
-        groups.setdefault((t.dataset, t.train_split, t.test_split), []).append(t)
-    for (dataset, train_split, test_split), tasks in groups.items():
+        groups.setdefault((t.dataset, t.train_split, t.test_split, t.name if shot else ""), []).append(t)
+    for (dataset, train_split, test_split, _), tasks in groups.items():
         keys = sorted({t.label for t in tasks})
-        train_set, test_set = load_split(ctx, dataset, train_split), load_split(ctx, dataset, test_split)
+        root, entries = load_split(ctx, dataset, train_split)
+        entries = low_shot(entries, tasks[0].label, c)
+        train_set = VideoSet(root, entries, cfg.data.cache_frames)
+        test_set = VideoSet(*load_split(ctx, dataset, test_split), cfg.data.cache_frames)
         bad = BadVideos(len(train_set) + len(test_set), cfg.data.max_bad_fraction)
         train_ds = LabelledViews(train_set, cfg.backbone.clip, c.train_views, 1, keys)
         test_ds = LabelledViews(test_set, cfg.backbone.clip, c.temporal_views, c.spatial_views, keys)
@@ -61,7 +93,8 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
             recalibrate_bn(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16)
         tr = extract(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16, "train features", ctx.progress)
         te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad, bf16, "test features", ctx.progress)
-        yield TaskGroupFeatures(tasks, tr, te, bad, time.perf_counter() - t0)
+        ids = [e.get("id", e["path"]) for e in entries] if shot else None
+        yield TaskGroupFeatures(tasks, tr, te, bad, time.perf_counter() - t0, ids)
 
 
 def centre_view(temporal: int, spatial: int) -> int:

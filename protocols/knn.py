@@ -62,5 +62,6 @@ class Knn(Protocol):
                             "temporal_views": c.temporal_views, "spatial_views": c.spatial_views, "k": c.k},
                     bad_videos=dict(g.bad.failed),
                     ci95={"top1": bootstrap_ci(s_all.argmax(1) == y), "top1_1view": bootstrap_ci(s_one.argmax(1) == y)},
+                    extra=g.extra(),
                 ))
         return results

@@ -68,6 +68,7 @@ class Linear(Protocol):
                 y_tr = tr.labels[t.label].repeat_interleave(tr.feats.shape[1])
                 fc = train_linear(x_tr, y_tr, len(t.classes), c, ctx.cfg.run.seed)
                 results.append(self._score(t, fc, x_te, te, c, time.perf_counter() - t1, g.seconds, tr, g.bad))
+                results[-1].extra.update(g.extra())
         return results
 
     @staticmethod

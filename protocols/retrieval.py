@@ -53,6 +53,6 @@ class Retrieval(Protocol):
                            "train_clips_per_s": g.train.clips_per_s, "test_clips_per_s": g.test.clips_per_s},
                     counts={"train_videos": len(bank), "test_videos": len(allv), "views": g.test.feats.shape[1],
                             "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
-                    bad_videos=dict(g.bad.failed), ci95=ci,
+                    bad_videos=dict(g.bad.failed), ci95=ci, extra=g.extra(),
                 ))
         return results

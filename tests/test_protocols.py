@@ -178,3 +178,27 @@ def test_frozen_protocols_score_an_encoder_that_sees_the_label_perfectly(tmp_pat
     key = "top1" if protocol == "knn" else "R@1"
     assert r.metrics[key] == 100.0 and r.metrics[f"{key}_1view"] == 100.0 and r.ci95[key] == [100.0, 100.0]
     assert r.counts["test_videos"] == 16 and r.counts["train_videos"] == 32
+
+
+def test_low_shot_subset_is_stratified_fixed_and_independent_of_the_run():
+    from protocols.frozen import low_shot
+
+    entries = [{"id": f"v{i}", "labels": {"y": i % 4}} for i in range(40)]  # 10 videos per class
+    base = load_config("ci").protocol_cfg
+    full = low_shot(entries, "y", base)
+    assert full is entries  # off by default
+    two = low_shot(entries, "y", replace(base, train_per_class=2))
+    assert sorted(e["labels"]["y"] for e in two) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert two == low_shot(entries, "y", replace(base, train_per_class=2))  # a function of subset_seed alone
+    assert two != low_shot(entries, "y", replace(base, train_per_class=2, subset_seed=1))
+    tenth = low_shot(entries, "y", replace(base, train_fraction=0.1))
+    assert len(tenth) == 4 and {e["labels"]["y"] for e in tenth} == {0, 1, 2, 3}  # at least one per class
+    with pytest.raises(Exception, match="class 0 of 'y' has only 10 training videos"):
+        low_shot(entries, "y", replace(base, train_per_class=11))
+
+
+def test_low_shot_settings_name_the_variant_only_when_set():
+    full = load_config("ci").protocol_identity()
+    assert not any("train_fraction" in k or "train_per_class" in k or "subset_seed" in k for k in full)
+    shot = load_config("ci", ["protocol.train_fraction=0.1"]).protocol_identity()
+    assert shot["protocols.linear.train_fraction"] == 0.1
