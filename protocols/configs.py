@@ -7,7 +7,7 @@ variant in the leaderboard. The sources of the defaults are in docs/protocols.md
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from harness.errors import ConfigError
 
@@ -62,6 +62,9 @@ class LinearConfig(FrozenConfig):
     weight_decay: float
     warmup_epochs: int
     standardize: bool
+    # how view scores combine: the mean of the softmax (the ρ study, SlowFast's "sum"), the mean of the
+    # logits, or the per-class maximum of the softmax (Charades-style max-pooling)
+    aggregate: Literal["softmax-mean", "logit-mean", "max"] = "softmax-mean"
 
     def validate(self) -> None:
         super().validate()

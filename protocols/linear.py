@@ -48,11 +48,23 @@ def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearCo
     return fc
 
 
+def aggregate_views(logits: torch.Tensor, how: str) -> torch.Tensor:
+    """(N, V, C) per-view logits -> (N, C) video scores (their ranking is what top-k reads)."""
+    if how == "logit-mean":
+        return logits.mean(1)
+    probs = logits.softmax(-1)
+    return probs.amax(1) if how == "max" else probs.mean(1)
+
+
 class Linear(Protocol):
     """Frozen encoder, BN statistics re-estimated, a linear layer on pooled features, multi-view test."""
 
     mode = "frozen encoder, features extracted once (centre crops); linear layer trained on them"
-    aggregation = "mean of the softmax over all views"
+
+    @property
+    def aggregation(self) -> str:
+        return {"softmax-mean": "mean of the softmax over all views", "logit-mean": "mean of the logits over all views",
+                "max": "per-class maximum of the softmax over all views"}[self.cfg.aggregate]
 
     def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
         c = self.cfg
@@ -75,9 +87,9 @@ class Linear(Protocol):
     @torch.no_grad()
     def _score(task, fc, x_te, te: Features, c: LinearConfig, t_fit, t_feat, tr: Features, bad) -> TaskResult:
         n, v, _ = x_te.shape
-        probs = fc(x_te.flatten(0, 1)).softmax(-1).view(n, v, -1)
+        logits = fc(x_te.flatten(0, 1)).view(n, v, -1)
         y = te.labels[task.label]
-        one, allv = probs[:, centre_view(c.temporal_views, c.spatial_views)], probs.mean(1)
+        one, allv = logits[:, centre_view(c.temporal_views, c.spatial_views)], aggregate_views(logits, c.aggregate)
         metrics = {
             "top1": topk(allv, y, 1), "top5": topk(allv, y, 5),
             "top1_1view": topk(one, y, 1), "top5_1view": topk(one, y, 5),

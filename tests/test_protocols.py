@@ -2,6 +2,7 @@
 labels carry no signal scores near chance, and views are aggregated and picked as documented."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -202,3 +203,18 @@ def test_low_shot_settings_name_the_variant_only_when_set():
     assert not any("train_fraction" in k or "train_per_class" in k or "subset_seed" in k for k in full)
     shot = load_config("ci", ["protocol.train_fraction=0.1"]).protocol_identity()
     assert shot["protocols.linear.train_fraction"] == 0.1
+
+
+def test_view_aggregation_against_a_hand_computation():
+    """One video, three views, two classes: view 1 favours class 0 strongly, views 2 and 3 class 1 mildly.
+    softmax(3, 0) = (0.953, 0.047), softmax(0, 1) = (0.269, 0.731):
+    mean softmax = (0.497, 0.503) -> class 1; mean logits = (1, 0.667) -> class 0; max softmax = (0.953, 0.731) -> 0."""
+    from protocols.linear import aggregate_views
+
+    logits = torch.tensor([[[3.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])
+    s = torch.tensor([math.exp(3) / (math.exp(3) + 1), 1 / (1 + math.e)])  # class-0 probability of each view kind
+    torch.testing.assert_close(aggregate_views(logits, "softmax-mean")[0],
+                               torch.tensor([(s[0] + 2 * s[1]) / 3, (1 - s[0] + 2 * (1 - s[1])) / 3]))
+    torch.testing.assert_close(aggregate_views(logits, "logit-mean")[0], torch.tensor([1.0, 2 / 3]))
+    torch.testing.assert_close(aggregate_views(logits, "max")[0], torch.tensor([s[0], 1 - s[1]]))
+    assert [int(aggregate_views(logits, h).argmax()) for h in ("softmax-mean", "logit-mean", "max")] == [1, 0, 0]
