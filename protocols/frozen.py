@@ -17,7 +17,7 @@ from harness.data.datasets import BadVideos, LabelledViews, VideoSet
 from harness.data.task import Task
 from harness.engine import use_bf16
 from harness.errors import ConfigError
-from protocols.base import EvalContext
+from protocols.base import EvalContext, Protocol, TaskResult
 from protocols.multiview import Features, extract, recalibrate_bn
 
 
@@ -115,3 +115,34 @@ def video_embedding(feats: torch.Tensor) -> torch.Tensor:
     """(N, V, D) view features -> (N, D): the mean of the L2-normalised views, normalised again."""
     f = torch.nn.functional.normalize(feats.float(), dim=-1).mean(dim=1)
     return torch.nn.functional.normalize(f, dim=-1)
+
+
+class EmbeddingProtocol(Protocol):
+    """The loop `knn` and `retrieval` share: one normalised embedding per video (training videos form the
+    bank; test videos query it with all their views, and with the centre view alone for the `_1view`
+    numbers); a subclass scores one task with `score`."""
+
+    aggregation = "mean of the L2-normalised view features, normalised"
+
+    def score(self, task: Task, bank: torch.Tensor, bank_labels: torch.Tensor, queries: dict[str, torch.Tensor],
+              labels: torch.Tensor) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """(metrics, ci95) of one task; `queries` maps a metric suffix ("" or "_1view") to (M, D) embeddings."""
+        raise NotImplementedError
+
+    def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
+        c, results = self.cfg, []
+        for g in frozen_features(encoder, ctx, c):
+            bank = video_embedding(g.train.feats)
+            queries = {"": video_embedding(g.test.feats),
+                       "_1view": video_embedding(g.test.feats[:, centre_view(c.temporal_views, c.spatial_views)][:, None])}
+            for t in g.tasks:
+                t1 = time.perf_counter()
+                metrics, ci = self.score(t, bank, g.train.labels[t.label], queries, g.test.labels[t.label])
+                results.append(TaskResult(
+                    task=t.name, metrics=metrics,
+                    costs={"feature_seconds": g.seconds, "fit_seconds": time.perf_counter() - t1,
+                           "train_clips_per_s": g.train.clips_per_s, "test_clips_per_s": g.test.clips_per_s},
+                    counts={"train_videos": len(bank), "test_videos": len(queries[""]), "views": g.test.feats.shape[1],
+                            "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
+                    bad_videos=dict(g.bad.failed), ci95=ci, extra=g.extra()))
+        return results
