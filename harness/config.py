@@ -585,35 +585,42 @@ def _check_names(cfg: Config) -> None:
             raise ConfigError(f"task {t!r} reads dataset {ds!r}, which has no [datasets.{ds}] section")
 
 
-def _at_least(path: str, v: float, low: float, strict: bool = False) -> None:
+def at_least(path: str, v: float, low: float, strict: bool = False) -> None:
+    """The range check every schema uses: `v` >= `low` (> with `strict`), else a ConfigError naming `path`."""
     if v < low or (strict and v == low):
         raise ConfigError(f"{path}: must be {'>' if strict else '>='} {low:g}, got {v:g}")
+
+
+def fields_at_least(section: str, obj: Any, names: tuple[str, ...], low: float, strict: bool = False) -> None:
+    """`at_least` for several fields of one config section, named `<section>.<field>` in the message."""
+    for name in names:
+        at_least(f"{section}.{name}", getattr(obj, name), low, strict)
 
 
 def _check_values(cfg: Config) -> None:
     """Range checks that types cannot express; each names the key and the allowed range."""
     r = cfg.run
-    _at_least("run.seed", r.seed, 0)
-    _at_least("run.threads", r.threads, 0)
+    at_least("run.seed", r.seed, 0)
+    at_least("run.threads", r.threads, 0)
     if not r.results_dir.strip():
         raise ConfigError("run.results_dir: empty path")
-    _at_least("data.num_workers", cfg.data.num_workers, 0)
+    at_least("data.num_workers", cfg.data.num_workers, 0)
     if not 0 <= cfg.data.max_bad_fraction <= 1:
         raise ConfigError(f"data.max_bad_fraction: in [0, 1], got {cfg.data.max_bad_fraction}")
     p = cfg.pretrain
     for name in ("batch_size", "checkpoint_every", "log_every"):
-        _at_least(f"pretrain.{name}", getattr(p, name), 1)
-    _at_least("pretrain.lr_batch", p.lr_batch, 0)
-    _at_least("pretrain.lr", p.lr, 0, strict=True)
+        at_least(f"pretrain.{name}", getattr(p, name), 1)
+    at_least("pretrain.lr_batch", p.lr_batch, 0)
+    at_least("pretrain.lr", p.lr, 0, strict=True)
     for name in ("epochs", "weight_decay", "momentum", "warmup_epochs", "grad_clip"):
-        _at_least(f"pretrain.{name}", getattr(p, name), 0)
+        at_least(f"pretrain.{name}", getattr(p, name), 0)
     if p.momentum >= 1:
         raise ConfigError(f"pretrain.momentum: must be < 1, got {p.momentum:g}")
     if p.warmup_epochs > p.epochs:
         raise ConfigError(f"pretrain.warmup_epochs ({p.warmup_epochs:g}) must be <= pretrain.epochs ({p.epochs})")
     c = cfg.backbone.clip
     for name in ("frames", "stride", "crop_size"):
-        _at_least(f"backbone.clip.{name}", getattr(c, name), 1)
+        at_least(f"backbone.clip.{name}", getattr(c, name), 1)
     if c.test_short_side < c.crop_size:
         raise ConfigError(f"backbone.clip.test_short_side ({c.test_short_side}) must be >= crop_size ({c.crop_size})")
     if len(c.mean) != 3 or len(c.std) != 3:

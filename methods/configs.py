@@ -10,25 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from harness.config import fields_at_least
 from harness.errors import ConfigError
 
 
-def _check(section: str, cfg, at_least: dict[str, float], probabilities: tuple[str, ...] = ()) -> None:
-    """Range checks shared by the schemas: `at_least` maps a field to its minimum; `probabilities` are in [0, 1)."""
-    for name, low in at_least.items():
-        v = getattr(cfg, name)
-        if v < low:
-            raise ConfigError(f"methods.{section}.{name}: must be >= {low:g}, got {v}")
-    for name in probabilities:
+def _probabilities(section: str, cfg, names: tuple[str, ...]) -> None:
+    for name in names:
         v = getattr(cfg, name)
         if not 0 <= v < 1:
             raise ConfigError(f"methods.{section}.{name}: need 0 <= value < 1, got {v}")
-
-
-def _positive_floats(section: str, cfg, names: tuple[str, ...]) -> None:
-    for name in names:
-        if not getattr(cfg, name) > 0:
-            raise ConfigError(f"methods.{section}.{name}: must be > 0, got {getattr(cfg, name)}")
 
 
 @dataclass
@@ -49,7 +39,7 @@ class _Projected:
     proj_bn: bool = True
 
     def _check_common(self, section: str) -> None:
-        _check(section, self, {"rho": 1, "proj_layers": 1, "proj_hidden": 1, "proj_dim": 1})
+        fields_at_least(f"methods.{section}", self, ("rho", "proj_layers", "proj_hidden", "proj_dim"), 1)
 
 
 @dataclass
@@ -69,8 +59,9 @@ class RhoByolConfig:
     pred_lr_scale: float = 1.0
 
     def validate(self) -> None:
-        _check("rho_byol", self, {"rho": 1, "proj_hidden": 1, "proj_dim": 1, "pred_hidden": 1}, ("momentum",))
-        _positive_floats("rho_byol", self, ("pred_lr_scale",))
+        fields_at_least("methods.rho_byol", self, ("rho", "proj_hidden", "proj_dim", "pred_hidden"), 1)
+        fields_at_least("methods.rho_byol", self, ("pred_lr_scale",), 0, strict=True)
+        _probabilities("rho_byol", self, ("momentum",))
 
 
 @dataclass
@@ -86,7 +77,7 @@ class RhoSimclrConfig(_Projected):
 
     def validate(self) -> None:
         self._check_common("rho_simclr")
-        _positive_floats("rho_simclr", self, ("temperature",))
+        fields_at_least("methods.rho_simclr", self, ("temperature",), 0, strict=True)
 
 
 @dataclass
@@ -107,8 +98,9 @@ class RhoMocoConfig(_Projected):
 
     def validate(self) -> None:
         self._check_common("rho_moco")
-        _check("rho_moco", self, {"queue_size": 1}, ("momentum",))
-        _positive_floats("rho_moco", self, ("temperature",))
+        fields_at_least("methods.rho_moco", self, ("queue_size",), 1)
+        fields_at_least("methods.rho_moco", self, ("temperature",), 0, strict=True)
+        _probabilities("rho_moco", self, ("momentum",))
 
 
 @dataclass
@@ -132,9 +124,10 @@ class RhoSwavConfig(_Projected):
 
     def validate(self) -> None:
         self._check_common("rho_swav")
-        _check("rho_swav", self, {"prototypes": 1, "sinkhorn_iters": 1, "freeze_prototypes_epochs": 0,
-                                  "assign_clips": 0, "queue_size": 0, "queue_start_epoch": 0})
-        _positive_floats("rho_swav", self, ("temperature", "epsilon"))
+        fields_at_least("methods.rho_swav", self, ("prototypes", "sinkhorn_iters"), 1)
+        fields_at_least("methods.rho_swav", self, ("freeze_prototypes_epochs", "assign_clips", "queue_size",
+                                                   "queue_start_epoch"), 0)
+        fields_at_least("methods.rho_swav", self, ("temperature", "epsilon"), 0, strict=True)
         if self.assign_clips == 1 or self.assign_clips > max(self.rho, 2):
             raise ConfigError(f"methods.rho_swav.assign_clips: 0 (every clip) or 2..{max(self.rho, 2)} "
                               f"(the first clips of a video), got {self.assign_clips}")
@@ -151,7 +144,8 @@ class SupervisedConfig:
     dropout: float = 0.5
 
     def validate(self) -> None:
-        _check("supervised", self, {"rho": 1}, ("dropout",))
+        fields_at_least("methods.supervised", self, ("rho",), 1)
+        _probabilities("supervised", self, ("dropout",))
         if not self.label.strip():
             raise ConfigError("methods.supervised.label: empty label name")
 

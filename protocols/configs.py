@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import ClassVar, Literal
 
+from harness.config import fields_at_least
 from harness.errors import ConfigError
 
 
@@ -32,10 +33,7 @@ class FrozenConfig:
     subset_seed: int = 0  # the subset depends on this alone, so every method is scored on the same videos
 
     def _at_least(self, names: tuple[str, ...], low: float, strict: bool = False) -> None:
-        for k in names:
-            v = getattr(self, k)
-            if v < low or (strict and v == low):
-                raise ConfigError(f"protocols.{self.section}.{k}: must be {'>' if strict else '>='} {low:g}, got {v}")
+        fields_at_least(f"protocols.{self.section}", self, names, low, strict)
 
     def validate(self) -> None:
         if self.spatial_views not in (1, 3):
