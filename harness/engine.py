@@ -332,7 +332,9 @@ def train(
                 batch = to_device(batch, device)
                 method.before_step(info)
                 info.outputs = _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info, where)
-                terms = {k: v.item() for k, v in info.outputs.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
+                scalars = {k: v for k, v in info.outputs.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
+                # one device-to-host copy for all logged terms: a .item() each would synchronise once per term
+                terms = dict(zip(scalars, torch.stack([v.float().to(device) for v in scalars.values()]).tolist()))
                 loss = terms["loss"]
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
