@@ -50,6 +50,17 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
+    def layers(self) -> list[nn.Module]:
+        """The trunk's blocks from input to output (stem, stages): the depth order layer-wise LR decay
+        follows. pytorchvideo nets keep them in `blocks`; the others are the trunk's children."""
+        blocks = getattr(self.trunk, "blocks", None)
+        out = [m for m in (blocks if blocks is not None else self.trunk.children())
+               if any(True for _ in m.parameters())]
+        n_out, n_all = sum(p.numel() for m in out for p in m.parameters()), sum(p.numel() for p in self.parameters())
+        if n_out != n_all:
+            raise RuntimeError(f"{type(self).__name__}.layers() covers {n_out} of {n_all} parameters; override it")
+        return out
+
 
 # ----------------------------------------------------------------------------- small3d
 

@@ -31,8 +31,14 @@ METHODS.add("random_init", "methods.random_init:RandomInit",
             "reference row: untrained encoder (same seed and init as the others)", config="methods.configs:RandomInitConfig")
 
 PROTOCOLS.add("linear", "protocols.linear:Linear",
-              "frozen encoder + linear classifier, multi-view test (paper: K400, 10x3 views)",
+              "the paper's linear probe: frozen weights, backbone in the loop on augmented clips, multi-view test",
               config="protocols.configs:LinearConfig")
+PROTOCOLS.add("linear-cached", "protocols.linear_cached:LinearCached",
+              "fast linear probe on features extracted once (centre crops), multi-view test",
+              config="protocols.configs:LinearCachedConfig")
+PROTOCOLS.add("finetune", "protocols.finetune:Finetune",
+              "end-to-end fine-tuning: the whole encoder + dropout + a new linear layer, multi-view test",
+              config="protocols.configs:FinetuneConfig")
 PROTOCOLS.add("knn", "protocols.knn:Knn",
               "frozen encoder, weighted k-nearest-neighbour classification (no training)",
               config="protocols.configs:KnnConfig")

@@ -261,8 +261,11 @@ def train(
     fingerprint: str = "",
     progress: bool = True,
     log: Callable[[str], None] = lambda msg: None,
+    schedule: Callable[[int], float] | None = None,
+    desc: str = "pretrain",
 ) -> TrainStats:
-    """Pre-train `method` for `total_steps`, checkpointing to `ckpt_path`.
+    """Train `method` for `total_steps`, checkpointing to `ckpt_path` (pre-training, and the protocols
+    that train: `linear`, `finetune`). `schedule(step)` overrides the LR of `cfg`'s warm-up + cosine.
 
     `make_loader(start_step)` returns one batch for each of the steps start_step..total_steps-1. A
     batch whose videos were all unreadable still counts as a step (no update), so the step count,
@@ -314,7 +317,7 @@ def train(
         }, ckpt_path)
         last_good = ckpt_path
 
-    bar = progress_bar(total_steps, step, "pretrain", "step", progress)
+    bar = progress_bar(total_steps, step, desc, "step", progress)
     method.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -326,7 +329,7 @@ def train(
             if batch.get("bad"):
                 on_bad(batch["bad"])
                 stats.bad_videos.update(dict(batch["bad"]))
-            lr = lr_at(step, total_steps, warmup, base_lr, cfg.lr_schedule)
+            lr = schedule(step) if schedule else lr_at(step, total_steps, warmup, base_lr, cfg.lr_schedule)
             info = StepInfo(step, total_steps, per_epoch)
             if "clips" in batch:
                 batch = to_device(batch, device)

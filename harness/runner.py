@@ -8,6 +8,7 @@ unreadable (once the data is repaired, it trains again on the whole set).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -139,6 +140,15 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
     return {**info, "reused": False, "checkpoint": str(enc_path)}
 
 
+def encoder_key(cfg: Config, plan: Plan) -> str:
+    """Names the encoder a protocol scores: its pre-training key, or for an untrained encoder a hash of
+    its settings and seed (the protocols that train cache their fits under it)."""
+    if plan.key:
+        return plan.key
+    payload = {"method": cfg.method, "settings": cfg.encoder_identity(False), "seed": cfg.run.seed}
+    return "init-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool = True) -> tuple[dict, Path]:
     """Run one method under one protocol; returns the record and where it was written."""
     if resume and retrain:
@@ -151,11 +161,17 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
     seed_everything(cfg.run.seed)
     encoder = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
     method = catalog.METHODS.get(cfg.method)(encoder, cfg.method_cfg)
+    protocol = catalog.PROTOCOLS.get(cfg.protocol)(cfg.protocol_cfg)
+    ctx = EvalContext(cfg, plan.device, progress, encoder_key(cfg, plan), log)
+    missing = [n for n in protocol.needs if n not in method.exports()]
+    if missing:
+        raise ConfigError(f"protocol {cfg.protocol!r} scores the {' and '.join(missing)} tower(s), which "
+                          f"{cfg.method!r} does not learn (it exports: {', '.join(method.exports())})")
+    protocol.check(ctx)  # what only the data can tell, before any pre-training
     pre = pretrain(cfg, plan, method, resume, retrain, progress)
     t1 = time.perf_counter()
-    protocol = catalog.PROTOCOLS.get(cfg.protocol)(cfg.protocol_cfg)
     log(f"scoring {cfg.method} with protocol {cfg.protocol} on {', '.join(getattr(cfg.protocol_cfg, 'tasks', []))}")
-    results = protocol.evaluate(method.encoder, EvalContext(cfg, plan.device, progress))
+    results = protocol.evaluate(method.exports(), ctx)
     t2 = time.perf_counter()
     datasets = {name: dataset_identity(cfg, name)
                 for name in dict.fromkeys([*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()])}

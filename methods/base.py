@@ -81,6 +81,11 @@ class Method(nn.Module):
         """Modules whose parameters the optimiser updates (targets updated by EMA are excluded)."""
         return [self]
 
+    def exports(self) -> dict[str, nn.Module]:
+        """What protocols may score, by name: the video encoder for every method; a method that also
+        learns a text or audio tower adds it here, and a protocol names what it needs (`Protocol.needs`)."""
+        return {"video": self.encoder}
+
     def lr_scale(self, module: nn.Module) -> float:
         """Multiplier on the scheduled LR for one of `trainable_modules()`; 1 unless the method says otherwise."""
         return 1.0

@@ -1,8 +1,10 @@
-"""The Protocol contract: take an encoder, its tasks and config; return metrics and costs per task."""
+"""The Protocol contract: take what a method exports (its video encoder, later its text or audio
+towers), the tasks and the config; return metrics, CIs and costs per task. Also what every protocol
+scores with: top-k, view aggregation, bootstrap intervals over test videos."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -12,11 +14,15 @@ from harness.config import Config
 
 @dataclass
 class EvalContext:
-    """What a protocol may use besides the encoder: the resolved config, the device, progress display."""
+    """What a protocol may use besides the exports: the resolved config, the device, progress display,
+    and a key naming the encoder it scores (the pre-training key, or the untrained encoder's identity),
+    under which the protocols that train cache their results."""
 
     cfg: Config
     device: torch.device
     progress: bool = True
+    encoder_key: str = ""
+    log: Callable[[str], None] = field(default=lambda msg: None)
 
 
 @dataclass
@@ -35,17 +41,23 @@ class TaskResult:
 class Protocol:
     """Base class: subclasses implement `evaluate`; the catalog names the class, its schema and description.
 
+    `needs` names the exports it scores (`Method.exports()`: "video" for every method so far);
     `mode` and `aggregation` say in words how the protocol measures; they go into every record's
-    protocol card (`card`), next to the views, resolutions and splits it used.
+    protocol card (`card`), next to the views, resolutions and splits it used. `check` runs before
+    any pre-training, so a setting the data cannot satisfy fails in seconds, not after hours.
     """
 
     mode = ""
     aggregation = ""
+    needs: tuple[str, ...] = ("video",)
 
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def evaluate(self, encoder: torch.nn.Module, ctx: EvalContext) -> list[TaskResult]:
+    def check(self, ctx: EvalContext) -> None:
+        """Raise ConfigError for what only the data can tell (e.g. a low-shot count above a class's size)."""
+
+    def evaluate(self, exports: dict[str, torch.nn.Module], ctx: EvalContext) -> list[TaskResult]:
         raise NotImplementedError
 
     def card(self, cfg: Config, results: list[TaskResult]) -> dict[str, Any]:
@@ -55,7 +67,7 @@ class Protocol:
             "mode": self.mode, "aggregation": self.aggregation,
             "clip": f"{clip.frames}x{clip.stride} (frames x stride, in source frames)",
             "train_resolution": clip.crop_size, "test_short_side": clip.test_short_side,
-            "views": f"{getattr(c, 'temporal_views', 1)}x{getattr(c, 'spatial_views', 1)} (temporal x spatial)",
+            "views": _views_text(getattr(c, "temporal_views", 1), getattr(c, "spatial_views", 1)),
             "feature_layer": "the encoder's output: global average pool of its last stage",
             "tasks": {r.task: {"train_split": TASKS.get(r.task).train_split, "test_split": TASKS.get(r.task).test_split,
                                "train_videos": r.counts.get("train_videos"), "test_videos": r.counts.get("test_videos"),
@@ -63,8 +75,44 @@ class Protocol:
         }
 
 
+def _views_text(temporal: int, spatial: int) -> str:
+    extra = "; the single view is an extra clip at the centre" if temporal % 2 == 0 else ""
+    return f"{temporal}x{spatial} (temporal x spatial{extra})"
+
+
 def topk(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     """Percentage of rows whose label is among the k highest scores."""
     k = min(k, scores.shape[1])
     hit = (scores.topk(k, dim=1).indices == labels[:, None]).any(dim=1)
     return 100.0 * hit.float().mean().item()
+
+
+def bootstrap_ci(hits: torch.Tensor, resamples: int = 1000, seed: int = 0) -> list[float]:
+    """95% percentile-bootstrap interval (in %) of the mean of per-video 0/1 `hits`, resampling test videos."""
+    h = hits.float().flatten()
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(h), (resamples, len(h)), generator=g)
+    means = h[idx].mean(dim=1) * 100
+    return [round(float(means.quantile(0.025)), 2), round(float(means.quantile(0.975)), 2)]
+
+
+AGGREGATION_TEXT = {"softmax-mean": "mean of the softmax over all views", "logit-mean": "mean of the logits over all views",
+                    "max": "per-class maximum of the softmax over all views"}
+
+
+def aggregate_views(logits: torch.Tensor, how: str) -> torch.Tensor:
+    """(N, V, C) per-view logits -> (N, C) video scores (their ranking is what top-k reads)."""
+    if how == "logit-mean":
+        return logits.mean(1)
+    probs = logits.softmax(-1)
+    return probs.amax(1) if how == "max" else probs.mean(1)
+
+
+def score_views(logits: torch.Tensor, y: torch.Tensor, layout, how: str) -> tuple[dict[str, float], dict]:
+    """Top-1/5 of (N, V, C) per-view logits laid out by `layout` (a `ViewLayout`): all grid views
+    aggregated by `how`, and the single centre view; with bootstrap CIs of both top-1s."""
+    allv = aggregate_views(logits[:, :layout.grid], how)
+    one = logits[:, layout.centre]
+    metrics = {"top1": topk(allv, y, 1), "top5": topk(allv, y, 5),
+               "top1_1view": topk(one, y, 1), "top5_1view": topk(one, y, 5)}
+    return metrics, {"top1": bootstrap_ci(allv.argmax(1) == y), "top1_1view": bootstrap_ci(one.argmax(1) == y)}

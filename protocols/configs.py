@@ -14,23 +14,26 @@ from harness.errors import ConfigError
 
 
 @dataclass
-class FrozenConfig:
-    """What every frozen-encoder protocol reads: tasks, views and BN handling (`protocols.frozen`)."""
+class ViewsConfig:
+    """What every protocol over labelled video tasks reads: the tasks, the test views, low-shot subsets."""
 
-    bookkeeping: ClassVar[tuple[str, ...]] = ("tasks", "feature_batch")
+    bookkeeping: ClassVar[tuple[str, ...]] = ("tasks", "feature_batch", "clip_batch")
     section: ClassVar[str] = ""
 
     tasks: list[str]
-    train_views: int  # temporal clips per training video (centre crop)
-    temporal_views: int
-    spatial_views: int
-    recompute_bn: bool  # re-estimate BN statistics on the training videos (the ρ study's reference code)
-    feature_batch: int  # videos per encoder call during extraction
+    temporal_views: int  # test clips per video, uniform over it
+    spatial_views: int  # test crops per clip: 1 (centre) or 3 (along the long side)
+    feature_batch: int  # videos per batch during extraction
     _: KW_ONLY
+    clip_batch: int = 256  # at most this many clips per encoder call: the views of a batch are chunked
     # low-shot: train on a fixed, class-stratified subset of the training videos (ids go in the record)
     train_fraction: float = 1.0  # the share of each class's training videos kept
     train_per_class: int = 0  # or exactly this many per class (0: use train_fraction)
     subset_seed: int = 0  # the subset depends on this alone, so every method is scored on the same videos
+
+    @property
+    def low_shot(self) -> bool:
+        return self.train_fraction < 1 or self.train_per_class > 0
 
     def _at_least(self, names: tuple[str, ...], low: float, strict: bool = False) -> None:
         fields_at_least(f"protocols.{self.section}", self, names, low, strict)
@@ -38,7 +41,7 @@ class FrozenConfig:
     def validate(self) -> None:
         if self.spatial_views not in (1, 3):
             raise ConfigError(f"protocols.{self.section}.spatial_views: 1 or 3, got {self.spatial_views}")
-        self._at_least(("train_views", "temporal_views", "feature_batch"), 1)
+        self._at_least(("temporal_views", "feature_batch", "clip_batch"), 1)
         self._at_least(("train_per_class", "subset_seed"), 0)
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"protocols.{self.section}.train_fraction: in (0, 1], got {self.train_fraction}")
@@ -49,10 +52,25 @@ class FrozenConfig:
 
 
 @dataclass
-class LinearConfig(FrozenConfig):
-    """Paper: 60 epochs, cosine, warm-up 8 epochs, wd 0, 10 temporal x 3 spatial test views."""
+class FrozenConfig(ViewsConfig):
+    """What the protocols on extracted features read besides views: training clips and BN handling."""
 
-    section: ClassVar[str] = "linear"
+    train_views: int  # temporal clips per training video (centre crop)
+    recompute_bn: bool  # re-estimate BN statistics on the training videos (the ρ study's reference code)
+
+    def validate(self) -> None:
+        super().validate()
+        self._at_least(("train_views",), 1)
+
+
+Aggregate = Literal["softmax-mean", "logit-mean", "max"]
+
+
+@dataclass
+class LinearCachedConfig(FrozenConfig):
+    """The fast probe: a linear layer on features extracted once (centre crops, `train_views` clips)."""
+
+    section: ClassVar[str] = "linear-cached"
 
     epochs: int
     batch_size: int
@@ -62,7 +80,7 @@ class LinearConfig(FrozenConfig):
     standardize: bool
     # how view scores combine: the mean of the softmax (the ρ study, SlowFast's "sum"), the mean of the
     # logits, or the per-class maximum of the softmax (Charades-style max-pooling)
-    aggregate: Literal["softmax-mean", "logit-mean", "max"] = "softmax-mean"
+    aggregate: Aggregate = "softmax-mean"
 
     def validate(self) -> None:
         super().validate()
@@ -70,7 +88,92 @@ class LinearConfig(FrozenConfig):
         self._at_least(("lr",), 0, strict=True)
         self._at_least(("weight_decay", "warmup_epochs"), 0)
         if self.warmup_epochs > self.epochs:
-            raise ConfigError(f"protocols.linear.warmup_epochs ({self.warmup_epochs}) must be <= epochs ({self.epochs})")
+            raise ConfigError(f"protocols.{self.section}.warmup_epochs ({self.warmup_epochs}) must be <= epochs "
+                              f"({self.epochs})")
+
+
+@dataclass
+class TrainedConfig(ViewsConfig):
+    """What the protocols that train on augmented clips share (`linear`, `finetune`): the optimiser, the
+    schedule, the training augmentation and how test views combine."""
+
+    epochs: int
+    batch_size: int  # videos per step (one random clip each)
+    optimizer: Literal["sgd", "adamw"]  # sgd: Nesterov momentum when momentum > 0
+    lr: float
+    lr_batch: int  # the batch `lr` is given for (linear scaling, as pretrain.lr_batch); 0: as given
+    momentum: float
+    weight_decay: float
+    warmup_epochs: float
+    schedule: Literal["cosine", "cosine-after-warmup", "steps"]  # steps: x0.1 at each of lr_steps (epochs)
+    lr_steps: list[float]
+    crop_scale: list[float]  # training crops: area fraction and aspect ratio of a random resized crop
+    crop_ratio: list[float]
+    flip_p: float
+    colour: bool  # also the [augment] section's colour jitter, grayscale and blur
+    aggregate: Aggregate
+    _: KW_ONLY
+    grad_clip: float = 0.0
+    label_smoothing: float = 0.0  # VATT fine-tunes with 0.1
+
+    def validate(self) -> None:
+        super().validate()
+        self._at_least(("epochs", "batch_size"), 1)
+        self._at_least(("lr",), 0, strict=True)
+        self._at_least(("lr_batch", "weight_decay", "warmup_epochs", "grad_clip", "momentum"), 0)
+        if self.momentum >= 1:
+            raise ConfigError(f"protocols.{self.section}.momentum: must be < 1, got {self.momentum:g}")
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError(f"protocols.{self.section}.warmup_epochs ({self.warmup_epochs:g}) must be <= epochs "
+                              f"({self.epochs})")
+        if self.schedule == "steps" and not self.lr_steps:
+            raise ConfigError(f"protocols.{self.section}.lr_steps: schedule 'steps' needs the epochs of its x0.1 "
+                              "decays, e.g. [60, 120, 180]")
+        if sorted(self.lr_steps) != list(self.lr_steps) or any(not 0 < e < self.epochs for e in self.lr_steps):
+            raise ConfigError(f"protocols.{self.section}.lr_steps: increasing epochs inside (0, {self.epochs}), "
+                              f"got {self.lr_steps}")
+        for name in ("crop_scale", "crop_ratio"):
+            v = getattr(self, name)
+            if len(v) != 2 or v[0] > v[1] or v[0] <= 0:
+                raise ConfigError(f"protocols.{self.section}.{name}: [low, high] with 0 < low <= high, got {v}")
+        if self.crop_scale[1] > 1:
+            raise ConfigError(f"protocols.{self.section}.crop_scale: an area fraction in (0, 1], got {self.crop_scale}")
+        if not 0 <= self.flip_p <= 1:
+            raise ConfigError(f"protocols.{self.section}.flip_p: a probability in [0, 1], got {self.flip_p}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"protocols.{self.section}.label_smoothing: in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass
+class LinearConfig(TrainedConfig):
+    """The ρ study's linear protocol: frozen weights, backbone in the loop on augmented clips, a linear
+    layer (N(0, 0.01) init) trained with SGD; 60 epochs, cosine, warm-up 8, wd 0, 10x3 test views."""
+
+    section: ClassVar[str] = "linear"
+
+    # BN of the frozen backbone while the layer trains: "train" = batch statistics, running statistics
+    # re-estimated on the task's training clips (the reference code: model.train(), FROZEN_BN off);
+    # "frozen" = the pre-training statistics, BN in eval mode
+    bn: Literal["train", "frozen"]
+    feature_norm: bool  # a BatchNorm without affine in front of the layer (MAE's probe): scale-free features
+
+
+@dataclass
+class FinetuneConfig(TrainedConfig):
+    """End-to-end fine-tuning: the whole encoder plus dropout and a new linear layer (ρ study B.6)."""
+
+    section: ClassVar[str] = "finetune"
+
+    dropout: float  # before the new layer (ρ study: 0.8 on UCF101/HMDB51, 0.5 on SSv2)
+    layer_decay: float  # layer-wise LR decay: layer i of L gets decay^(L+1-i); 1 = off (VIMPAC, VATT use it)
+    head_init: Literal["normal", "zero"]  # N(0, 0.01) (PySlowFast) or zeros (VIMPAC)
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"protocols.finetune.dropout: in [0, 1), got {self.dropout}")
+        if not 0 < self.layer_decay <= 1:
+            raise ConfigError(f"protocols.finetune.layer_decay: in (0, 1], got {self.layer_decay}")
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""What the frozen-encoder protocols (linear, knn, retrieval) share: BN re-estimation and multi-view
-features of a task's training and test videos, extracted once for all tasks over the same videos,
-and the statistics they report (the centre view, bootstrap intervals over test videos)."""
+"""What the protocols over labelled tasks share: tasks grouped by the videos they read, their splits
+and low-shot subsets (checked before any pre-training), and for the frozen-encoder protocols
+(linear-cached, knn, retrieval) BN re-estimation and multi-view features extracted once per group."""
 from __future__ import annotations
 
 import time
@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from harness.catalog import DATASETS, TASKS
 from harness.data.datasets import BadVideos, LabelledViews, VideoSet
+from harness.data.sampling import ViewLayout
 from harness.data.task import Task
 from harness.engine import use_bf16
 from harness.errors import ConfigError
@@ -68,47 +69,73 @@ def low_shot(entries: list[dict], label: str, c) -> list[dict]:
     return [entries[i] for i in sorted(keep)]
 
 
-def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGroupFeatures]:
-    """For each group of `c.tasks` over the same videos: re-estimate BN on the training videos (if
-    `c.recompute_bn`), then extract `c.train_views` centre-crop clips per training video and
-    `c.temporal_views` x `c.spatial_views` views per test video, each video decoded once."""
-    cfg, dev = ctx.cfg, ctx.device
-    bf16, workers = use_bf16(cfg.pretrain, dev), cfg.data.num_workers
+@dataclass
+class TaskGroup:
+    """Tasks that read the same training and test videos, which their protocol may score together."""
+
+    tasks: list[Task]
+    train: VideoSet
+    test: VideoSet
+    train_ids: list[str] | None  # the low-shot subset's video ids (None: every training video)
+    label_keys: list[str]
+
+    def bad_counter(self, cfg) -> BadVideos:
+        return BadVideos(len(self.train) + len(self.test), cfg.data.max_bad_fraction)
+
+
+def group_tasks(c, share: bool = True) -> list[tuple[tuple[str, str, str], list[Task]]]:
+    """`c.tasks` grouped by (dataset, train split, test split); one task per group when `share` is off
+    or a low-shot subset is drawn (it is drawn per task's label)."""
     groups: dict[tuple, list[Task]] = {}
-    shot = c.train_fraction < 1 or c.train_per_class > 0  # a low-shot subset is drawn per task: no sharing
+    alone = not share or c.low_shot
     for t in (TASKS.get(name) for name in c.tasks):
-        groups.setdefault((t.dataset, t.train_split, t.test_split, t.name if shot else ""), []).append(t)
-    for (dataset, train_split, test_split, _), tasks in groups.items():
-        keys = sorted({t.label for t in tasks})
+        groups.setdefault((t.dataset, t.train_split, t.test_split, t.name if alone else ""), []).append(t)
+    return [(k[:3], v) for k, v in groups.items()]
+
+
+def task_groups(ctx: EvalContext, c, share: bool = True) -> Iterator[TaskGroup]:
+    """The videos of each group of tasks (see `group_tasks`), the low-shot subset drawn."""
+    cfg = ctx.cfg
+    for (dataset, train_split, test_split), tasks in group_tasks(c, share):
         root, entries = load_split(ctx, dataset, train_split)
         entries = low_shot(entries, tasks[0].label, c)
-        train_set = VideoSet(root, entries, cfg.data.cache_frames)
-        test_set = VideoSet(*load_split(ctx, dataset, test_split), cfg.data.cache_frames)
-        bad = BadVideos(len(train_set) + len(test_set), cfg.data.max_bad_fraction)
-        train_ds = LabelledViews(train_set, cfg.backbone.clip, c.train_views, 1, keys)
-        test_ds = LabelledViews(test_set, cfg.backbone.clip, c.temporal_views, c.spatial_views, keys)
+        ids = [e.get("id", e["path"]) for e in entries] if c.low_shot else None
+        yield TaskGroup(tasks, VideoSet(root, entries, cfg.data.cache_frames),
+                        VideoSet(*load_split(ctx, dataset, test_split), cfg.data.cache_frames), ids,
+                        sorted({t.label for t in tasks}))
+
+
+def check_tasks(ctx: EvalContext, c) -> None:
+    """Read every task's splits and draw its low-shot subset now: what the data cannot satisfy fails here."""
+    for _ in task_groups(ctx, c):
+        pass
+
+
+def test_layout(c) -> ViewLayout:
+    return ViewLayout(c.temporal_views, c.spatial_views)
+
+
+def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGroupFeatures]:
+    """For each group of `c.tasks` over the same videos: re-estimate BN on the training videos (if
+    `c.recompute_bn`), then extract `c.train_views` centre-crop clips per training video and the
+    `test_layout(c)` views per test video, each video decoded once."""
+    cfg, dev = ctx.cfg, ctx.device
+    bf16, workers = use_bf16(cfg.pretrain, dev), cfg.data.num_workers
+    for g in task_groups(ctx, c):
+        bad = g.bad_counter(cfg)
+        train_ds = LabelledViews(g.train, cfg.backbone.clip, ViewLayout(c.train_views, 1, with_centre=False),
+                                 g.label_keys)
+        test_ds = LabelledViews(g.test, cfg.backbone.clip, test_layout(c), g.label_keys)
         t0 = time.perf_counter()
         encoder.to(dev).eval()
+        opts = dict(bf16=bf16, clip_batch=c.clip_batch)
         if c.recompute_bn:
-            recalibrate_bn(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16)
-        tr = extract(encoder, train_ds, dev, c.feature_batch, workers, bad, bf16, "train features", ctx.progress)
-        te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad, bf16, "test features", ctx.progress)
-        ids = [e.get("id", e["path"]) for e in entries] if shot else None
-        yield TaskGroupFeatures(tasks, tr, te, bad, time.perf_counter() - t0, ids)
-
-
-def centre_view(temporal: int, spatial: int) -> int:
-    """Index of the single view: the middle temporal clip's centre crop (views are temporal-major)."""
-    return (temporal // 2) * spatial + spatial // 2
-
-
-def bootstrap_ci(hits: torch.Tensor, resamples: int = 1000, seed: int = 0) -> list[float]:
-    """95% percentile-bootstrap interval (in %) of the mean of per-video 0/1 `hits`, resampling test videos."""
-    h = hits.float().flatten()
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, len(h), (resamples, len(h)), generator=g)
-    means = h[idx].mean(dim=1) * 100
-    return [round(float(means.quantile(0.025)), 2), round(float(means.quantile(0.975)), 2)]
+            recalibrate_bn(encoder, train_ds, dev, c.feature_batch, workers, bad, **opts)
+        tr = extract(encoder, train_ds, dev, c.feature_batch, workers, bad, desc="train features",
+                     progress=ctx.progress, **opts)
+        te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad, desc="test features",
+                     progress=ctx.progress, **opts)
+        yield TaskGroupFeatures(g.tasks, tr, te, bad, time.perf_counter() - t0, g.train_ids)
 
 
 def video_embedding(feats: torch.Tensor) -> torch.Tensor:
@@ -117,7 +144,14 @@ def video_embedding(feats: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(f, dim=-1)
 
 
-class EmbeddingProtocol(Protocol):
+class TaskProtocol(Protocol):
+    """A protocol over labelled tasks: checks their splits and low-shot subsets before pre-training."""
+
+    def check(self, ctx: EvalContext) -> None:
+        check_tasks(ctx, self.cfg)
+
+
+class EmbeddingProtocol(TaskProtocol):
     """The loop `knn` and `retrieval` share: one normalised embedding per video (training videos form the
     bank; test videos query it with all their views, and with the centre view alone for the `_1view`
     numbers); a subclass scores one task with `score`."""
@@ -129,12 +163,12 @@ class EmbeddingProtocol(Protocol):
         """(metrics, ci95) of one task; `queries` maps a metric suffix ("" or "_1view") to (M, D) embeddings."""
         raise NotImplementedError
 
-    def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
-        c, results = self.cfg, []
-        for g in frozen_features(encoder, ctx, c):
+    def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
+        c, results, lay = self.cfg, [], test_layout(self.cfg)
+        for g in frozen_features(exports["video"], ctx, c):
             bank = video_embedding(g.train.feats)
-            queries = {"": video_embedding(g.test.feats),
-                       "_1view": video_embedding(g.test.feats[:, centre_view(c.temporal_views, c.spatial_views)][:, None])}
+            queries = {"": video_embedding(g.test.feats[:, :lay.grid]),
+                       "_1view": video_embedding(g.test.feats[:, lay.centre][:, None])}
             for t in g.tasks:
                 t1 = time.perf_counter()
                 metrics, ci = self.score(t, bank, g.train.labels[t.label], queries, g.test.labels[t.label])
@@ -142,7 +176,7 @@ class EmbeddingProtocol(Protocol):
                     task=t.name, metrics=metrics,
                     costs={"feature_seconds": g.seconds, "fit_seconds": time.perf_counter() - t1,
                            "train_clips_per_s": g.train.clips_per_s, "test_clips_per_s": g.test.clips_per_s},
-                    counts={"train_videos": len(bank), "test_videos": len(queries[""]), "views": g.test.feats.shape[1],
+                    counts={"train_videos": len(bank), "test_videos": len(queries[""]), "views": lay.grid,
                             "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
                     bad_videos=dict(g.bad.failed), ci95=ci, extra=g.extra()))
         return results

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from protocols.base import topk
+from protocols.base import bootstrap_ci, topk
 from protocols.configs import KnnConfig
-from protocols.frozen import EmbeddingProtocol, bootstrap_ci
+from protocols.frozen import EmbeddingProtocol
 
 
 @torch.no_grad()

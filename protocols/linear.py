@@ -1,105 +1,32 @@
-"""Linear probe: frozen encoder, linear classifier on pooled features, multi-view test.
+"""`linear`: the ρ study's linear protocol, with the backbone in the loop.
 
-Following the ρ study (§4, B.2): the encoder's weights stay frozen, its BatchNorm statistics are
-re-estimated on the task's training videos, and a linear layer is trained on pooled features
-with SGD + cosine LR; at test time the softmax scores of all temporal x spatial views are averaged.
-
-Where this differs, and why: features of the training clips are extracted once (centre crop,
-`train_views` temporal clips per video) instead of being recomputed under random crops every
-epoch, which makes the probe seconds instead of hours; features are standardised with training
-statistics so encoders with different feature scales get the same optimiser. Tasks that share
-videos (digits-appearance and digits-motion) share one extraction.
+As the paper (§4, B.2) and its reference code: the encoder's weights stay frozen and a linear layer
+(N(0, 0.01) init, no dropout) on its pooled features is trained with SGD (Nesterov 0.9), warm-up and
+cosine LR, on a fresh random-crop/flip clip of every training video each epoch; the backbone's
+BatchNorm runs in train mode meanwhile (`bn = "train"`: the code's model.train() with FROZEN_BN off,
+so running statistics are re-estimated on the task's training clips), or keeps its pre-training
+statistics (`bn = "frozen"`). Test: every temporal x spatial view, softmax scores averaged.
+Tasks over the same videos train their layers side by side on the same clips (independent
+gradients, one backbone pass). `linear-cached` is the fast variant on features extracted once.
 """
 from __future__ import annotations
 
-import time
-
-import torch
 import torch.nn as nn
 
-from harness.engine import lr_at
-from protocols.base import EvalContext, Protocol, TaskResult, topk
-from protocols.configs import LinearConfig
-from protocols.frozen import bootstrap_ci, centre_view, frozen_features
-from protocols.multiview import Features
+from harness.data.task import Task
+from protocols.trained import Classifier, TrainedProtocol
 
 
-def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearConfig, seed: int) -> nn.Linear:
-    """SGD (Nesterov 0.9) with warm-up + cosine on fixed features; the layer starts at N(0, 0.01)."""
-    g = torch.Generator().manual_seed(seed)
-    fc = nn.Linear(x.shape[1], n_classes)
-    nn.init.normal_(fc.weight, std=0.01, generator=g)
-    nn.init.zeros_(fc.bias)
-    opt = torch.optim.SGD(fc.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    per_epoch = max(len(x) // cfg.batch_size, 1)
-    total = cfg.epochs * per_epoch
-    step = 0
-    for _ in range(cfg.epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for b in range(per_epoch):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, cfg.warmup_epochs * per_epoch, cfg.lr)
-            loss = nn.functional.cross_entropy(fc(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-    return fc
-
-
-def aggregate_views(logits: torch.Tensor, how: str) -> torch.Tensor:
-    """(N, V, C) per-view logits -> (N, C) video scores (their ranking is what top-k reads)."""
-    if how == "logit-mean":
-        return logits.mean(1)
-    probs = logits.softmax(-1)
-    return probs.amax(1) if how == "max" else probs.mean(1)
-
-
-class Linear(Protocol):
-    """Frozen encoder, BN statistics re-estimated, a linear layer on pooled features, multi-view test."""
-
-    mode = "frozen encoder, features extracted once (centre crops); linear layer trained on them"
+class Linear(TrainedProtocol):
+    name = "linear"
 
     @property
-    def aggregation(self) -> str:
-        return {"softmax-mean": "mean of the softmax over all views", "logit-mean": "mean of the logits over all views",
-                "max": "per-class maximum of the softmax over all views"}[self.cfg.aggregate]
+    def mode(self) -> str:
+        bn = ("backbone BN in train mode (running statistics re-estimated on the training clips)"
+              if self.cfg.bn == "train" else "backbone BN frozen at its pre-training statistics")
+        return f"online: frozen weights, backbone in the loop on augmented clips; {bn}"
 
-    def evaluate(self, encoder: nn.Module, ctx: EvalContext) -> list[TaskResult]:
+    def classifier(self, encoder: nn.Module, tasks: list[Task], seed: int) -> Classifier:
         c = self.cfg
-        results = []
-        for g in frozen_features(encoder, ctx, c):  # tasks over the same videos share one extraction
-            tr, te = g.train, g.test
-            x_tr, x_te = tr.feats.flatten(0, 1), te.feats
-            if c.standardize:
-                mu, sd = x_tr.mean(0), x_tr.std(0).clamp_min(1e-6)
-                x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
-            for t in g.tasks:
-                t1 = time.perf_counter()
-                y_tr = tr.labels[t.label].repeat_interleave(tr.feats.shape[1])
-                fc = train_linear(x_tr, y_tr, len(t.classes), c, ctx.cfg.run.seed)
-                results.append(self._score(t, fc, x_te, te, c, time.perf_counter() - t1, g.seconds, tr, g.bad))
-                results[-1].extra.update(g.extra())
-        return results
-
-    @staticmethod
-    @torch.no_grad()
-    def _score(task, fc, x_te, te: Features, c: LinearConfig, t_fit, t_feat, tr: Features, bad) -> TaskResult:
-        n, v, _ = x_te.shape
-        logits = fc(x_te.flatten(0, 1)).view(n, v, -1)
-        y = te.labels[task.label]
-        one, allv = logits[:, centre_view(c.temporal_views, c.spatial_views)], aggregate_views(logits, c.aggregate)
-        metrics = {
-            "top1": topk(allv, y, 1), "top5": topk(allv, y, 5),
-            "top1_1view": topk(one, y, 1), "top5_1view": topk(one, y, 5),
-        }
-        return TaskResult(
-            task=task.name, metrics=metrics,
-            costs={"feature_seconds": t_feat, "fit_seconds": t_fit,
-                   "train_clips_per_s": tr.clips_per_s, "test_clips_per_s": te.clips_per_s},
-            counts={"train_videos": len(tr.feats), "test_videos": n, "views": v,
-                    "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
-            bad_videos=dict(bad.failed),
-            ci95={"top1": bootstrap_ci(allv.argmax(1) == y), "top1_1view": bootstrap_ci(one.argmax(1) == y)},
-        )
+        return Classifier(encoder, tasks, frozen=True, bn_train=c.bn == "train", feature_norm=c.feature_norm,
+                          label_smoothing=c.label_smoothing, seed=seed)

@@ -1,8 +1,9 @@
 """Frozen-encoder features for every view of every video, and BN re-estimation.
 
-Each video is decoded once for all its views (docs/data-path.md); views are pushed through the encoder
-in chunks. Feature tensors are (videos, views, D) with views ordered temporal-major, so view
-t*S + s is temporal clip t, spatial crop s.
+Each video is decoded once for all its views (docs/data-path.md); the views of a batch of videos go
+through the encoder in chunks of at most `clip_batch` clips, so 30 views of 224-px clips never make
+one oversized call. Feature tensors are (videos, views, D) in the order of the dataset's
+`ViewLayout`: temporal-major (view t*S + s is clip t, crop s), the extra centre clip last.
 """
 from __future__ import annotations
 
@@ -31,9 +32,20 @@ def _loader(ds: LabelledViews, batch: int, workers: int) -> DataLoader:
                       persistent_workers=False)
 
 
+def chunked(model: nn.Module, views: torch.Tensor, device: torch.device, clip_batch: int, bf16: bool) -> torch.Tensor:
+    """`model` on (B, V, C, T, H, W) views in calls of at most `clip_batch` clips -> (B, V, ...) float on CPU."""
+    x = views.flatten(0, 1)
+    outs = []
+    for part in x.split(max(clip_batch, 1)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            outs.append(model(part.to(device, non_blocking=True)).float().cpu())
+    out = torch.cat(outs)
+    return out.view(views.shape[0], views.shape[1], *out.shape[1:])
+
+
 @torch.no_grad()
 def recalibrate_bn(encoder: nn.Module, ds: LabelledViews, device: torch.device, batch: int, workers: int,
-                   bad: BadVideos, bf16: bool = False) -> int:
+                   bad: BadVideos, bf16: bool = False, clip_batch: int = 1 << 30) -> int:
     """Re-estimate BatchNorm running statistics on `ds` with frozen weights (what the ρ study's
     linear protocol does by training with BN in train mode); returns how many clips were seen."""
     bns = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -52,10 +64,8 @@ def recalibrate_bn(encoder: nn.Module, ds: LabelledViews, device: torch.device, 
                 bad.add(path, err)
             if "views" not in b:
                 continue
-            x = b["views"].flatten(0, 1).to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                encoder(x)
-            seen += x.shape[0]
+            chunked(encoder, b["views"], device, clip_batch, bf16)
+            seen += b["views"].shape[0] * b["views"].shape[1]
     finally:
         for m, (mom, tr) in zip(bns, saved):
             m.momentum = mom
@@ -66,8 +76,10 @@ def recalibrate_bn(encoder: nn.Module, ds: LabelledViews, device: torch.device, 
 
 @torch.no_grad()
 def extract(encoder: nn.Module, ds: LabelledViews, device: torch.device, batch: int, workers: int,
-            bad: BadVideos, bf16: bool = False, desc: str = "features", progress: bool = True) -> Features:
-    """Features of all views of all readable videos in `ds` (unreadable ones are counted and skipped)."""
+            bad: BadVideos, bf16: bool = False, desc: str = "features", progress: bool = True,
+            clip_batch: int = 1 << 30) -> Features:
+    """Outputs of `encoder` (features, or a classifier's logits) for all views of all readable videos in
+    `ds`; unreadable ones are counted and skipped."""
     encoder.eval()
     feats, labels, n_clips = [], {}, 0
     t0 = time.perf_counter()
@@ -78,13 +90,10 @@ def extract(encoder: nn.Module, ds: LabelledViews, device: torch.device, batch: 
             bad.add(path, err)
         if "views" in b:
             v = b["views"]
-            x = v.flatten(0, 1).to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                f = encoder(x)
-            feats.append(f.float().cpu().view(v.shape[0], v.shape[1], -1))
+            feats.append(chunked(encoder, v, device, clip_batch, bf16).flatten(2))
             for k, t in b["labels"].items():
                 labels.setdefault(k, []).append(t)
-            n_clips += x.shape[0]
+            n_clips += v.shape[0] * v.shape[1]
         bar.update()
         if bar.n == 1:
             bar.restart_clock()  # the first batch paid for start-up

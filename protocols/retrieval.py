@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from protocols.base import bootstrap_ci
 from protocols.configs import RetrievalConfig
-from protocols.frozen import EmbeddingProtocol, bootstrap_ci
+from protocols.frozen import EmbeddingProtocol
 
 
 @torch.no_grad()

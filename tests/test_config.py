@@ -48,8 +48,8 @@ def test_identity_names_only_what_shapes_the_result():
     enc, proto = cfg.encoder_identity(True), cfg.protocol_identity()
     assert enc["methods.rho_byol.rho"] == 4 and "pretrain.checkpoint_every" not in enc
     assert not any(k.startswith(("methods.random_init", "protocols.", "run.", "data.")) for k in enc)
-    assert "protocols.linear.feature_batch" not in proto and "protocols.linear.tasks" not in proto
-    assert proto["protocols.linear.temporal_views"] == 2
+    assert "protocols.linear-cached.feature_batch" not in proto and "protocols.linear-cached.tasks" not in proto
+    assert "protocols.linear-cached.clip_batch" not in proto and proto["protocols.linear-cached.temporal_views"] == 2
     bare = load_config("ci", method="random_init").encoder_identity(False)
     assert not any(k.startswith(("pretrain.", "augment.", "methods.")) for k in bare)
     assert bare["backbones.small3d.width"] == 8

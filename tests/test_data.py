@@ -12,6 +12,7 @@ from harness.config import load_config
 from harness.data import moving_digits as md
 from harness.data import sampling
 from harness.data.datasets import BadVideos, DataError, EpochBatches, LabelledViews, PretrainClips, VideoSet
+from harness.data.sampling import ViewLayout
 from harness.data.video import VideoDecodeError, decode_frames, probe, read_audio
 
 
@@ -104,6 +105,68 @@ def test_union_decode_equals_full_decode(manifest):
         for _ in range(5):
             idx = rng.integers(0, len(full) + 5, size=int(rng.integers(1, 20)))
             assert np.array_equal(decode_frames(path, idx, seek_gap=gap), full[np.minimum(idx, len(full) - 1)])
+
+
+def test_batched_colour_conversion_is_bit_identical_to_per_frame(manifest, tmp_path):
+    """`to_rgb` converts a video's yuv420p frames in one swscale call: same bytes as frame by frame,
+    on the generated videos; other pixel formats take the per-frame path."""
+    import av
+
+    from harness.data.video import to_rgb
+
+    body, root = manifest
+    for path in [root / v["path"] for v in body["videos"][:12]]:
+        with av.open(str(path)) as c:
+            frames = list(c.decode(video=0))
+        expected = np.stack([f.to_ndarray(format="rgb24") for f in frames])
+        assert np.array_equal(to_rgb(frames), expected), path
+        assert np.array_equal(decode_frames(path), expected)
+    other = [f.reformat(format="yuv444p") for f in frames]
+    assert np.array_equal(to_rgb(other), np.stack([f.to_ndarray(format="rgb24") for f in other]))
+
+
+def test_view_layout_places_clips_uniformly_and_the_single_view_at_the_centre():
+    """10 clips of 8x2 (a 15-frame span): on a 300-frame video centred in ten equal segments of the
+    free range 0..285; on a 10-frame video (shorter than one clip) all at 0, the clip repeating
+    its last frame. The single view starts where the centre clip does for K = 1, 2, 3 and 10."""
+    lay = sampling.ViewLayout(10, 3)
+    assert lay.starts(300, 8, 2)[:10] == [14, 43, 71, 100, 128, 157, 185, 214, 242, 271]
+    assert lay.starts(10, 8, 2) == [0] * 11
+    assert sampling.clip_indices(0, 8, 2, 10).tolist() == [0, 2, 4, 6, 8, 9, 9, 9]
+    for k in (1, 2, 3, 10):
+        lay = sampling.ViewLayout(k, 3)
+        starts = lay.starts(300, 8, 2)
+        clip = lay.centre // 3 if lay.centre < lay.grid else len(starts) - 1
+        assert starts[clip] == 142 and (lay.centre == lay.grid or lay.centre % 3 == 1), k
+        assert lay.count == 3 * k + (k % 2 == 0)
+
+
+def test_three_crops_cover_left_centre_right_or_top_centre_bottom():
+    from harness.data.transforms import spatial_crops
+
+    wide = torch.arange(20).repeat(2, 3, 16, 1)  # (T, C, 16, 20): the value is the column
+    left, mid, right = spatial_crops(wide, 16, 3)
+    assert (left[0, 0, 0, 0], mid[0, 0, 0, 0], right[0, 0, 0, -1]) == (0, 2, 19)
+    tall = torch.arange(20).view(20, 1).repeat(2, 3, 1, 16)  # (T, C, 20, 16): the value is the row
+    top, mid, bottom = spatial_crops(tall, 16, 3)
+    assert (top[0, 0, 0, 0], mid[0, 0, 0, 0], bottom[0, 0, -1, 0]) == (0, 2, 19)
+    (centre,) = spatial_crops(wide, 16, 1)
+    assert centre[0, 0, 0, 0] == 2
+
+
+def test_each_video_is_decoded_once_for_all_its_views(manifest, monkeypatch):
+    """31 views (10 clips x 3 crops + the centre clip) of a video come from one decoder call."""
+    from harness.data import datasets
+
+    body, root = manifest
+    calls = []
+    real = datasets.decode_frames
+    monkeypatch.setattr(datasets, "decode_frames", lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
+    tests = [v for v in body["videos"] if v["split"] == "test"][:3]
+    ds = LabelledViews(VideoSet(root, tests, cache_frames=False), load_config("ci").backbone.clip,
+                       ViewLayout(10, 3), ["digit"])
+    assert all(ds[i]["views"].shape[0] == 31 for i in range(3))
+    assert len(calls) == 3 and len(set(calls)) == 3
 
 
 def test_clip_samplers():
@@ -201,7 +264,7 @@ def test_labelled_views_shape(manifest):
     body, root = manifest
     cfg = load_config("ci")
     vids = VideoSet(root, [v for v in body["videos"] if v["split"] == "test"], cache_frames=True)
-    item = LabelledViews(vids, cfg.backbone.clip, 3, 3, ["digit", "motion"])[0]
+    item = LabelledViews(vids, cfg.backbone.clip, ViewLayout(3, 3), ["digit", "motion"])[0]
     k = cfg.backbone.clip.crop_size
     assert item["views"].shape == (9, 3, 8, k, k)
     assert item["labels"] == body["videos"][[v["split"] for v in body["videos"]].index("test")]["labels"]
@@ -228,12 +291,12 @@ def test_broken_video_is_skipped_and_counted(manifest, tmp_path):
     (tmp_path / entries[1]["path"]).write_bytes(b"\x00not a video" * 50)
     with pytest.raises(VideoDecodeError, match=entries[1]["path"].split("/")[-1]):
         decode_frames(tmp_path / entries[1]["path"])
-    ds = LabelledViews(VideoSet(tmp_path, entries, cache_frames=False), cfg.backbone.clip, 1, 1, ["digit"])
+    ds = LabelledViews(VideoSet(tmp_path, entries, cache_frames=False), cfg.backbone.clip, ViewLayout(1, 1), ["digit"])
     assert "bad" in ds[1] and "views" in ds[0]
     cached = VideoSet(tmp_path, entries, cache_frames=True)
     cached.preload("decode", progress=False)  # decoded up front; the broken file is remembered, not fatal
     assert sorted(cached._cache) == [0, 2, 3]
-    assert "bad" in LabelledViews(cached, cfg.backbone.clip, 1, 1, ["digit"])[1]
+    assert "bad" in LabelledViews(cached, cfg.backbone.clip, ViewLayout(1, 1), ["digit"])[1]
     bad = BadVideos(total=4, max_fraction=0.3)
     with pytest.warns(UserWarning, match="skipping unreadable video"):
         bad.add(ds[1]["bad"], ds[1]["error"])

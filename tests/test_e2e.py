@@ -182,10 +182,14 @@ def test_every_method_runs_the_ci_profile(method, rho, tmp_path, cache_dir, ci_m
     assert all(0 <= r["metrics"]["top1"] <= 100 for r in rec["results"])
 
 
-@pytest.mark.parametrize("protocol, metric", [("knn", "top1"), ("retrieval", "R@1")])
-def test_every_frozen_protocol_runs_the_ci_profile(protocol, metric, tmp_path, cache_dir, ci_manifest):
-    """`bench run --protocol knn|retrieval --profile ci`: both tasks scored with a bootstrap interval
-    per metric, and the leaderboard reads the protocol's own metric."""
+PROTOCOL_METRICS = [("linear", "top1"), ("linear-cached", "top1"), ("finetune", "top1"), ("knn", "top1"),
+                    ("retrieval", "R@1")]
+
+
+@pytest.mark.parametrize("protocol, metric", PROTOCOL_METRICS)
+def test_every_protocol_runs_the_ci_profile(protocol, metric, tmp_path, cache_dir, ci_manifest):
+    """`bench run --protocol P --profile ci` for every protocol: both tasks scored with a bootstrap
+    interval per metric, a protocol card, and the leaderboard reads the protocol's own metric."""
     from harness.cli import main
 
     cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
@@ -202,3 +206,33 @@ def test_every_frozen_protocol_runs_the_ci_profile(protocol, metric, tmp_path, c
     assert card["tasks"]["digits-motion"] == {"train_split": "train", "test_split": "test", "train_videos": 100,
                                               "test_videos": 60, "unreadable_videos": 0}
     assert main(["leaderboard", "--results-dir", str(results), "--metric", metric]) == 0
+    if protocol in ("linear", "finetune"):  # what trains is stored under the encoder's key and reused
+        fits = [r["extra"]["fit"] for r in rec["results"]]
+        assert not any(f["reused"] for f in fits) and all(Path(f["checkpoint"]).exists() for f in fits)
+        assert len({f["key"] for f in fits}) == (2 if protocol == "finetune" else 1)  # finetune: one per task
+        assert main(argv) == 0
+        again = _record(results)
+        assert all(r["extra"]["fit"]["reused"] for r in again["results"])
+        assert [r["metrics"] for r in again["results"]] == [r["metrics"] for r in rec["results"]]
+
+
+def test_a_setting_the_data_cannot_satisfy_fails_before_pre_training(tmp_path, cache_dir, ci_manifest):
+    """A low-shot count above a class's size is found from the split, before any pre-training starts."""
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
+    p = subprocess.run(_cmd(cache, results, "--set", "protocol.train_per_class=500"), capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2 and "train_per_class = 500, but class" in p.stderr
+    assert not (cache / "checkpoints").exists() and "pre-training" not in p.stderr
+
+
+def test_a_protocol_needing_a_tower_the_method_lacks_is_refused_before_pre_training(tmp_path, cache_dir, ci_manifest,
+                                                                                    monkeypatch):
+    from harness.cli import main
+    from protocols.knn import Knn
+
+    monkeypatch.setattr(Knn, "needs", ("video", "text"))
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
+    argv = _cmd(cache, results)[3:]
+    argv[argv.index("linear")] = "knn"
+    assert main(argv) == 2
+    assert not (cache / "checkpoints").exists()

@@ -1,5 +1,7 @@
-"""The linear protocol scores what it should: an encoder that sees the label scores 100%, one whose
-labels carry no signal scores near chance, and views are aggregated and picked as documented."""
+"""The protocols score what they should: an encoder that sees the label scores 100%, one whose labels
+carry no signal scores near chance, views are aggregated and picked as documented, kNN and recall@k
+match brute-force references, BN re-estimation gives batch statistics, the training schedules and
+layer-wise LR decay are as configured."""
 from __future__ import annotations
 
 import math
@@ -14,9 +16,9 @@ import torch.nn as nn
 from harness import catalog
 from harness.config import load_config
 from harness.data.moving_digits import write_mp4
+from harness.data.sampling import ViewLayout
 from harness.data.task import Task
-from protocols.base import EvalContext
-from protocols.linear import Linear
+from protocols.base import EvalContext, aggregate_views, bootstrap_ci, score_views
 
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (230, 220, 30)]
 
@@ -72,47 +74,52 @@ def solid(tmp_path):
     catalog.TASKS.remove("solid-colour")
 
 
-def _evaluate(tmp_path, shuffle: bool):
-    cfg = load_config("ci", [f"run.cache_dir='{tmp_path}'"])
+# protocol -> settings that make a run on the 48 solid-colour videos short
+SOLID = {"linear-cached": dict(epochs=30, batch_size=8, warmup_epochs=2),
+         "linear": dict(epochs=30, batch_size=8, warmup_epochs=2),
+         "finetune": dict(epochs=30, batch_size=8, warmup_epochs=2, lr_steps=[20], dropout=0.0)}
+
+
+def _evaluate(tmp_path, shuffle: bool, protocol: str):
+    cfg = load_config("ci", [f"run.cache_dir='{tmp_path}'"], protocol=protocol)
     cfg.datasets["solid-colours"] = SolidConfig(shuffle=shuffle)
-    proto_cfg = replace(cfg.protocol_cfg, tasks=["solid-colour"], epochs=30, batch_size=8, warmup_epochs=2)
-    (result,) = Linear(proto_cfg).evaluate(MeanColour(), EvalContext(cfg, torch.device("cpu"), progress=False))
+    proto_cfg = replace(cfg.protocol_cfg, tasks=["solid-colour"], **SOLID[protocol])
+    ctx = EvalContext(cfg, torch.device("cpu"), progress=False, encoder_key=f"mean-colour-{shuffle}")
+    (result,) = catalog.PROTOCOLS.get(protocol)(proto_cfg).evaluate({"video": MeanColour()}, ctx)
     return result
 
 
-def test_an_encoder_that_sees_the_label_scores_100(tmp_path, solid):
-    r = _evaluate(tmp_path, shuffle=False)
+@pytest.mark.parametrize("protocol", list(SOLID))
+def test_an_encoder_that_sees_the_label_scores_100(tmp_path, solid, protocol):
+    """Separable features: the cached probe, the online probe (random crops through the encoder) and
+    fine-tuning all reach 100% over all views and on the centre view."""
+    r = _evaluate(tmp_path, False, protocol)
     assert r.metrics["top1"] == 100.0 and r.metrics["top1_1view"] == 100.0
     assert r.counts["test_videos"] == 16 and r.counts["train_videos"] == 32 and r.counts["views"] == 2 * 3
 
 
-def test_labels_without_signal_score_near_chance(tmp_path, solid):
-    r = _evaluate(tmp_path, shuffle=True)
+@pytest.mark.parametrize("protocol", list(SOLID))
+def test_labels_without_signal_score_near_chance(tmp_path, solid, protocol):
+    r = _evaluate(tmp_path, True, protocol)
     assert r.metrics["top1"] <= 50.0  # chance is 25% on 16 test videos; 100% would mean a leak
     assert r.metrics["top5"] == 100.0  # 4 classes: every label is in the top 5
 
 
-@pytest.mark.parametrize("temporal, spatial, centre", [(1, 1, 0), (2, 3, 4), (3, 3, 4), (10, 3, 16), (4, 1, 2)])
+@pytest.mark.parametrize("temporal, spatial, centre", [(1, 1, 0), (2, 3, 6), (3, 3, 4), (10, 3, 30), (4, 1, 4)])
 def test_scores_average_all_views_and_pick_the_centre_view(temporal, spatial, centre):
     """Video 0: only the centre view is right, barely -> wrong over all views, right on the centre.
-    Video 1: every view is right -> right both ways."""
-    v = temporal * spatial
-    x = torch.zeros(2, v, 3)
+    Video 1: every view is right -> right both ways. With an even temporal count the centre view is
+    the extra clip after the grid, which the all-views score leaves out."""
+    lay = ViewLayout(temporal, spatial)
+    assert lay.centre == centre
+    x = torch.zeros(2, lay.count, 3)
     x[0, :, 1] = 5.0  # class 1 everywhere ...
     x[0, centre] = torch.tensor([6.0, 5.0, 0.0])  # ... but class 0 at the centre view
     x[1, :, 2] = 5.0
-    fc = nn.Linear(3, 3)
-    with torch.no_grad():
-        fc.weight.copy_(torch.eye(3))
-        fc.bias.zero_()
-    cfg = replace(load_config("ci").protocol_cfg, temporal_views=temporal, spatial_views=spatial)
-    from protocols.multiview import Features
-
-    te = Features(x, {"y": torch.tensor([0, 2])}, 1.0, 1.0)
-    task = Task("t", "d", "y", ("a", "b", "c"))
-    r = Linear._score(task, fc, x, te, cfg, 0.0, 0.0, te, type("B", (), {"failed": {}})())
-    expected_all = 100.0 if v == 1 else 50.0
-    assert r.metrics["top1"] == expected_all and r.metrics["top1_1view"] == 100.0
+    metrics, ci = score_views(x, torch.tensor([0, 2]), lay, "softmax-mean")
+    expected_all = 100.0 if lay.grid == 1 else 50.0
+    assert metrics["top1"] == expected_all and metrics["top1_1view"] == 100.0
+    assert set(ci) == {"top1", "top1_1view"}
 
 
 def _brute_knn(q, bank, yb, n_classes, k, tau):
@@ -157,8 +164,6 @@ def test_recall_at_k_matches_a_brute_force_reference():
 
 
 def test_bootstrap_interval_contains_the_mean_and_shrinks_with_more_videos():
-    from protocols.frozen import bootstrap_ci
-
     g = torch.Generator().manual_seed(0)
     small, large = torch.rand(100, generator=g) < 0.3, torch.rand(2000, generator=g) < 0.3
     lo_s, hi_s = bootstrap_ci(small)
@@ -174,8 +179,8 @@ def test_frozen_protocols_score_an_encoder_that_sees_the_label_perfectly(tmp_pat
     cfg = load_config("ci", [f"run.cache_dir='{tmp_path}'"], protocol=protocol)
     cfg.datasets["solid-colours"] = SolidConfig()
     proto_cfg = replace(cfg.protocol_cfg, tasks=["solid-colour"])
-    (r,) = catalog.PROTOCOLS.get(protocol)(proto_cfg).evaluate(MeanColour(), EvalContext(cfg, torch.device("cpu"),
-                                                                                           progress=False))
+    (r,) = catalog.PROTOCOLS.get(protocol)(proto_cfg).evaluate({"video": MeanColour()},
+                                                               EvalContext(cfg, torch.device("cpu"), progress=False))
     key = "top1" if protocol == "knn" else "R@1"
     assert r.metrics[key] == 100.0 and r.metrics[f"{key}_1view"] == 100.0 and r.ci95[key] == [100.0, 100.0]
     assert r.counts["test_videos"] == 16 and r.counts["train_videos"] == 32
@@ -202,15 +207,13 @@ def test_low_shot_settings_name_the_variant_only_when_set():
     full = load_config("ci").protocol_identity()
     assert not any("train_fraction" in k or "train_per_class" in k or "subset_seed" in k for k in full)
     shot = load_config("ci", ["protocol.train_fraction=0.1"]).protocol_identity()
-    assert shot["protocols.linear.train_fraction"] == 0.1
+    assert shot["protocols.linear-cached.train_fraction"] == 0.1
 
 
 def test_view_aggregation_against_a_hand_computation():
     """One video, three views, two classes: view 1 favours class 0 strongly, views 2 and 3 class 1 mildly.
     softmax(3, 0) = (0.953, 0.047), softmax(0, 1) = (0.269, 0.731):
     mean softmax = (0.497, 0.503) -> class 1; mean logits = (1, 0.667) -> class 0; max softmax = (0.953, 0.731) -> 0."""
-    from protocols.linear import aggregate_views
-
     logits = torch.tensor([[[3.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])
     s = torch.tensor([math.exp(3) / (math.exp(3) + 1), 1 / (1 + math.e)])  # class-0 probability of each view kind
     torch.testing.assert_close(aggregate_views(logits, "softmax-mean")[0],
@@ -218,3 +221,121 @@ def test_view_aggregation_against_a_hand_computation():
     torch.testing.assert_close(aggregate_views(logits, "logit-mean")[0], torch.tensor([1.0, 2 / 3]))
     torch.testing.assert_close(aggregate_views(logits, "max")[0], torch.tensor([s[0], 1 - s[1]]))
     assert [int(aggregate_views(logits, h).argmax()) for h in ("softmax-mean", "logit-mean", "max")] == [1, 0, 0]
+
+
+class _Clips(torch.utils.data.Dataset):
+    """Items shaped like LabelledViews': `views` (V, C, T, H, W) of random clips."""
+
+    def __init__(self, n: int, views: int):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, views, 3, 2, 4, 4, generator=g) * 3 + 1
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"views": self.x[i], "labels": {}, "index": i}
+
+
+def test_bn_re_estimation_matches_batch_statistics():
+    """With every clip in one batch, the re-estimated running mean and variance are that batch's
+    statistics; in equal chunks, the mean is still the mean of all clips. Weights do not move."""
+    from harness.data.datasets import BadVideos
+    from protocols.multiview import recalibrate_bn
+
+    conv = nn.Conv3d(3, 4, 1)
+    bn = nn.BatchNorm3d(4)
+    enc = nn.Sequential(conv, bn)
+    ds = _Clips(6, 2)
+    with torch.no_grad():
+        y = conv(ds.x.flatten(0, 1))
+    before = {k: v.clone() for k, v in conv.state_dict().items()}
+    seen = recalibrate_bn(enc, ds, torch.device("cpu"), batch=6, workers=0, bad=BadVideos(6, 0.0))
+    assert seen == 12 and not enc.training
+    torch.testing.assert_close(bn.running_mean, y.mean(dim=(0, 2, 3, 4)))
+    torch.testing.assert_close(bn.running_var, y.var(dim=(0, 2, 3, 4), unbiased=True))
+    assert all(torch.equal(v, conv.state_dict()[k]) for k, v in before.items())
+    recalibrate_bn(enc, ds, torch.device("cpu"), batch=3, workers=0, bad=BadVideos(6, 0.0), clip_batch=2)
+    torch.testing.assert_close(bn.running_mean, y.mean(dim=(0, 2, 3, 4)))
+
+
+def test_views_are_chunked_into_bounded_encoder_calls():
+    from protocols.multiview import chunked
+
+    sizes = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            sizes.append(x.shape[0])
+            return x.mean(dim=(2, 3, 4))
+
+    views = torch.randn(4, 31, 3, 2, 4, 4)  # 4 videos x (10x3 + centre) views
+    out = chunked(Probe(), views, torch.device("cpu"), clip_batch=50, bf16=False)
+    assert sizes == [50, 50, 24] and out.shape == (4, 31, 3)
+    torch.testing.assert_close(out, views.mean(dim=(3, 4, 5)))
+
+
+def _classifier(frozen: bool, **kw):
+    from harness.backbones import build_encoder
+    from protocols.trained import Classifier
+
+    cfg = load_config("ci")
+    enc = build_encoder("small3d", cfg.backbone_cfg, cfg.backbone.clip)
+    return Classifier(enc, [Task("t", "d", "y", ("a", "b"))], frozen=frozen, **kw)
+
+
+def test_the_probe_bn_switch_keeps_or_re_estimates_the_backbone_statistics():
+    """bn = "train" (the reference code) updates the frozen backbone's BN running statistics from the
+    training clips; bn = "frozen" keeps them; neither trains a backbone weight."""
+    x = {"clips": torch.randn(4, 1, 3, 8, 16, 16), "labels": {"y": torch.tensor([0, 1, 0, 1])}}
+    for bn_train in (True, False):
+        m = _classifier(True, bn_train=bn_train).train()
+        stats = [b.clone() for n, b in m.encoder.named_buffers() if "running_mean" in n]
+        m.losses(x)["loss"].backward()
+        after = [b for n, b in m.encoder.named_buffers() if "running_mean" in n]
+        assert any(not torch.equal(a, b) for a, b in zip(stats, after)) == bn_train
+        assert all(p.grad is None for p in m.encoder.parameters())
+        assert m.trainable_modules() == [m.heads]
+
+
+def test_layer_wise_lr_decay_scales_each_block_of_the_encoder():
+    """With decay d over L blocks, block i (stem = 0) gets d^(L - i) of the LR and the new layer 1."""
+    from harness.engine import param_groups
+
+    m = _classifier(False, layer_decay=0.5)
+    layers = m.encoder.layers()
+    L = len(layers)
+    assert [m.lr_scale(b) for b in layers] == [0.5 ** (L - i) for i in range(L)] and m.lr_scale(m.heads) == 1.0
+    mods = m.trainable_modules()
+    groups = param_groups(mods, 0.0, [m.lr_scale(b) for b in mods])
+    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
+    assert sorted({g["lr_scale"] for g in groups}) == sorted({0.5 ** k for k in range(L + 1)})
+    plain = _classifier(False)
+    assert plain.trainable_modules() == [plain.encoder, plain.heads]  # no decay: the encoder as one module
+
+
+@pytest.mark.parametrize("name", ["small3d", "r3d_18", "r2plus1d_18", "slow_r50"])
+def test_every_backbone_lists_its_blocks_in_depth_order(name):
+    from harness.backbones import build_encoder
+
+    cfg = load_config("ci", [f"backbone.name={name!r}"])
+    enc = build_encoder(name, cfg.backbone_cfg, cfg.backbone.clip)
+    layers = enc.layers()
+    assert len(layers) >= 5 and sum(p.numel() for b in layers for p in b.parameters()) == \
+        sum(p.numel() for p in enc.parameters())
+
+
+def test_step_and_cosine_schedules():
+    """steps: base until the first decay epoch, then x0.1 at each; linear warm-up first; cosine ends near 0."""
+    from protocols.trained import lr_schedule
+
+    c = replace(load_config("ci", protocol="finetune").protocol_cfg, epochs=4, lr=1.0, lr_batch=0,
+                schedule="steps", lr_steps=[2, 3], warmup_epochs=0)
+    f = lr_schedule(c, batch=16, per_epoch=10)
+    assert [f(s) for s in (0, 19, 20, 29, 30, 39)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    w = lr_schedule(replace(c, warmup_epochs=1), batch=16, per_epoch=10)
+    assert w(0) == pytest.approx(0.1) and w(9) == pytest.approx(1.0) and w(10) == 1.0
+    scaled = lr_schedule(replace(c, lr_batch=64), batch=16, per_epoch=10)
+    assert scaled(0) == pytest.approx(0.25)  # the linear scaling rule
+    cos = lr_schedule(replace(c, schedule="cosine"), batch=16, per_epoch=10)
+    assert cos(0) == pytest.approx(1.0) and cos(39) < 0.01

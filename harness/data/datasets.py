@@ -96,11 +96,13 @@ class PretrainClips(Dataset):
 
     Items hold cropped uint8 clips and each clip's colour parameters; `collate` applies the colour
     augmentation to the whole batch at once and normalises (use it as the DataLoader's collate_fn).
-    `labels`, when given, adds each video's class index as `label` (supervised pre-training).
+    `labels`, when given, adds each video's class index as `label` (supervised pre-training), or with
+    a dict of such lists (name -> per-video class) a dict `labels` (the protocols that train several
+    tasks' heads on the same clips).
     """
 
     def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int,
-                 views: int | None = None, labels: list[int] | None = None):
+                 views: int | None = None, labels: list[int] | dict[str, list[int]] | None = None):
         self.videos, self.clip, self.rho, self.seed, self.labels = videos, clip, rho, seed, labels
         self.views = max(rho, 2) if views is None else views
         if self.views != rho and rho != 1:
@@ -132,7 +134,9 @@ class PretrainClips(Dataset):
             clips.append(self.geometry(video[v * T:(v + 1) * T], self.geometry.draw(rng, h, w)))
             colour.append(self.colour.draw(rng))
         item = {"clips": torch.stack(clips), "colour": torch.stack(colour), "index": i}
-        if self.labels is not None:
+        if isinstance(self.labels, dict):
+            item["labels"] = {k: v[i] for k, v in self.labels.items()}
+        elif self.labels is not None:
             item["label"] = self.labels[i]
         return item
 
@@ -147,11 +151,11 @@ class PretrainClips(Dataset):
 
 
 class LabelledViews(Dataset):
-    """One item = every test view of one labelled video: `temporal` clips x `spatial` crops, one decode."""
+    """One item = every view of one labelled video (`layout`: temporal clips x spatial crops, plus the
+    centre clip when the layout asks for it), all read with one decode of the video."""
 
-    def __init__(self, videos: VideoSet, clip: ClipConfig, temporal: int, spatial: int, label_keys: list[str]):
-        self.videos, self.clip = videos, clip
-        self.temporal, self.spatial, self.label_keys = temporal, spatial, label_keys
+    def __init__(self, videos: VideoSet, clip: ClipConfig, layout: sampling.ViewLayout, label_keys: list[str]):
+        self.videos, self.clip, self.layout, self.label_keys = videos, clip, layout, label_keys
         self.normalize = Normalize(clip.mean, clip.std)
 
     def __len__(self) -> int:
@@ -159,17 +163,20 @@ class LabelledViews(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         n = self.videos.num_frames(i)
-        c = self.clip
-        starts = sampling.uniform_clip_starts(n, c.frames, c.stride, self.temporal)
+        c, lay = self.clip, self.layout
+        starts = lay.starts(n, c.frames, c.stride)
         idx = np.concatenate([sampling.clip_indices(s, c.frames, c.stride, n) for s in starts])
         try:
             frames = self.videos.frames(i, idx)
         except VideoDecodeError as e:
             return {"bad": str(self.videos.path(i)), "error": str(e)}
+        # resize and normalise all clips' frames in one call each (both act per frame), then crop
+        video = resize_short_side(to_video(frames), c.test_short_side)
+        clips = self.normalize(video.unflatten(0, (len(starts), c.frames)))  # (clips, C, T, H, W)
         views = []
-        for t in range(self.temporal):
-            video = resize_short_side(to_video(frames[t * c.frames:(t + 1) * c.frames]), c.test_short_side)
-            views.extend(self.normalize(crop) for crop in spatial_crops(video, c.test_short_side, self.spatial))
+        for t in range(len(starts)):
+            crops = lay.spatial if t < lay.temporal else 1  # the extra centre clip: centre crop only
+            views.extend(spatial_crops(clips[t], c.test_short_side, crops))
         labels = self.videos.entries[i].get("labels", {})
         return {"views": torch.stack(views), "labels": {k: labels[k] for k in self.label_keys}, "index": i}
 

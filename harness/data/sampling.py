@@ -29,3 +29,45 @@ def uniform_clip_starts(num_frames: int, frames: int, stride: int, count: int) -
     """
     free = max(num_frames - clip_span(frames, stride), 0)
     return [int(round(free * (i + 0.5) / count)) for i in range(count)]
+
+
+def centre_clip_start(num_frames: int, frames: int, stride: int) -> int:
+    """Start of the clip whose middle is the video's middle (rounded to a frame)."""
+    return int(round(max(num_frames - clip_span(frames, stride), 0) / 2))
+
+
+class ViewLayout:
+    """Where the test views of a video sit: `temporal` clips (uniform, `uniform_clip_starts`) x `spatial`
+    crops, temporal-major, so view t*S + s is clip t, crop s.
+
+    The single-view number must come from the clip at the video's true centre. With an odd count the
+    middle clip is that clip; with an even count no clip of the grid is, so (when `with_centre`) one
+    extra clip at the centre, centre crop only, is appended as the last view. `grid` views are the
+    ones aggregated for the all-views number; `centre` indexes the single view.
+    """
+
+    def __init__(self, temporal: int, spatial: int, with_centre: bool = True):
+        if temporal < 1 or spatial < 1:
+            raise ValueError(f"views need temporal >= 1 and spatial >= 1, got {temporal}x{spatial}")
+        self.temporal, self.spatial = temporal, spatial
+        self.extra = with_centre and temporal % 2 == 0
+
+    @property
+    def grid(self) -> int:
+        return self.temporal * self.spatial
+
+    @property
+    def count(self) -> int:
+        return self.grid + int(self.extra)
+
+    @property
+    def centre(self) -> int:
+        return self.grid if self.extra else (self.temporal // 2) * self.spatial + self.spatial // 2
+
+    def starts(self, num_frames: int, frames: int, stride: int) -> list[int]:
+        """Start frames of the temporal clips, the extra centre clip last."""
+        s = uniform_clip_starts(num_frames, frames, stride, self.temporal)
+        return s + [centre_clip_start(num_frames, frames, stride)] if self.extra else s
+
+    def __repr__(self) -> str:
+        return f"ViewLayout({self.temporal}x{self.spatial}{' + centre' if self.extra else ''})"
