@@ -22,9 +22,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bench data prepare moving-digits
-	$(BIN)/bench run --method rho_simclr --protocol linear
-	$(BIN)/bench run --method rho_byol --protocol linear
-	$(BIN)/bench run --method random_init --protocol linear
+	$(BIN)/bench run --method rho_simclr --protocol linear-cached
+	$(BIN)/bench run --method rho_byol --protocol linear-cached
+	$(BIN)/bench run --method random_init --protocol linear-cached
 	$(BIN)/bench leaderboard --profile embedded
 	@echo
 	@echo "Records are in ./results/runs. To use bench from any folder: source $(VENV)/bin/activate"

@@ -206,11 +206,13 @@ def leaderboard(
     fmt: str = typer.Option("markdown", "--format", "-f", metavar="FMT", help="markdown | csv"),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", metavar="NAME", help="only this profile"),
     metric: str = typer.Option("top1", "--metric", metavar="NAME",
-                               help="top1 | top5 (all views) | top1_1view | top5_1view (centre view)"),
+                               help="top1 | top5 (all views) | top1_1view | top5_1view (centre view) | "
+                                    "R@1 ... (retrieval)"),
     results_dir: Optional[str] = ResultsOpt,
     config: Optional[str] = ConfigOpt,
 ):
-    """Recorded runs as a method-variant x protocol:task table: mean over seeds ± 95% CI."""
+    """Recorded runs as a method-variant x protocol:task table: mean over seeds ± 95% CI (one seed: its
+    bootstrap interval over test videos, in brackets)."""
     with _friendly():
         if fmt not in ("markdown", "csv"):
             raise ConfigError(f"--format {fmt!r}: choose markdown or csv")
@@ -218,8 +220,8 @@ def leaderboard(
         records, skipped = load_records(cfg.runs_dir())
         if not records:
             why = f" ({len(skipped)} other files skipped, e.g. {skipped[0]})" if skipped else ""
-            raise ConfigError(f"no run records in {cfg.runs_dir()}{why}: try `bench run --method rho_byol "
-                              "--protocol linear` or name another folder with --results-dir")
+            raise ConfigError(f"no run records in {cfg.runs_dir()}{why}: try `bench run --method rho_byol` "
+                              "or name another folder with --results-dir")
         for line in skipped:
             typer.echo(f"warning: skipped {line}", err=True)
         typer.echo(format_table(make_leaderboard(records, metric=metric, profile=profile), fmt))

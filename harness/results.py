@@ -6,7 +6,8 @@ The leaderboard's rules, so that a number in it means one thing:
   measurement (the record's `identity`) and by the code versions that produced it: runs that
   differ in any of them are never averaged together;
 - each cell is the mean over seeds (re-runs of one seed are averaged first, so they count once),
-  with a 95% confidence interval from Student's t when there are two seeds or more.
+  with a 95% confidence interval from Student's t when there are two seeds or more; a cell of one
+  seed shows the run's own bootstrap interval over test videos instead, in brackets.
 """
 from __future__ import annotations
 
@@ -180,7 +181,9 @@ def records_frame(records: list[dict]):
             rows.append({"id": r.get("id"), "profile": r["profile"], "method": r["method"],
                          "row": r["method"] if not variant else f"{r['method']} [{variant}]",
                          "protocol": r["protocol"], "task": t["task"], "column": f"{r['protocol']}:{t['task']}",
-                         "seed": r["seed"], "unreadable": tuple(r.get("unreadable_videos", [])), **t["metrics"]})
+                         "seed": r["seed"], "unreadable": tuple(r.get("unreadable_videos", [])), **t["metrics"],
+                         **{f"{k}@lo": v[0] for k, v in t.get("ci95", {}).items()},
+                         **{f"{k}@hi": v[1] for k, v in t.get("ci95", {}).items()}})
     return pd.DataFrame(rows)
 
 
@@ -190,10 +193,12 @@ class Board:
 
     metric: str
     mean: Any  # DataFrame: (profile, row) x column
-    ci95: Any  # DataFrame: half-width of the 95% interval; NaN with one seed
+    ci95: Any  # DataFrame: half-width of the 95% interval over seeds; NaN with one seed
     n: Any  # DataFrame: seeds behind each cell
     seeds: Any  # Series: distinct seeds of each row
     notes: Any  # Series: what the reader must know about a row (unreadable videos)
+    boot_lo: Any = None  # DataFrames: the bootstrap interval over test videos of one-seed cells (NaN otherwise)
+    boot_hi: Any = None
 
     @property
     def empty(self) -> bool:
@@ -228,23 +233,34 @@ def leaderboard(records: list[dict], metric: str = "top1", profile: str | None =
     mean = agg["mean"].unstack("column")
     ci = agg["ci95"].unstack("column")
     n = agg["count"].unstack("column")
+    bounds = []
+    for side in ("lo", "hi"):  # one seed: its bootstrap interval (re-runs of the seed: their mean bounds)
+        col = f"{metric}@{side}"
+        b = (df.groupby(keys)[col].mean() if col in df else agg["mean"] * float("nan")).where(agg["count"] == 1)
+        bounds.append(b.unstack("column"))
     seeds = per_seed.groupby(["profile", "row"])["seed"].nunique().rename("seeds")
     bad = df.groupby(["profile", "row"])["unreadable"].agg(lambda s: len({p for t in s for p in t}))
     notes = bad.map(lambda k: f"{k} unreadable videos left out" if k else "").rename("notes")
     idx = mean.sort_index().index
-    return Board(metric, mean.reindex(idx), ci.reindex(idx), n.reindex(idx), seeds.reindex(idx), notes.reindex(idx))
+    return Board(metric, mean.reindex(idx), ci.reindex(idx), n.reindex(idx), seeds.reindex(idx), notes.reindex(idx),
+                 bounds[0].reindex(index=idx, columns=mean.columns), bounds[1].reindex(index=idx, columns=mean.columns))
 
 
 def format_table(board: Board, fmt: str = "markdown") -> str:
-    """Markdown (cells "mean ± CI", seeds and notes columns) or tidy CSV (one line per cell)."""
+    """Markdown (cells "mean ± CI" over seeds, or "mean [low, high]" with a one-seed bootstrap
+    interval; seeds and notes columns) or tidy CSV (one line per cell)."""
+    def num(x: float) -> str:
+        return "" if x != x else f"{x:.6g}"
+
     if fmt == "csv":
-        rows = ["profile,method,column,mean,ci95,seeds"]
+        rows = ["profile,method,column,mean,ci95,seeds,boot_low,boot_high"]
         for (prof, row), line in board.mean.iterrows():
             for col, v in line.items():
                 if v == v:  # not NaN
-                    ci = board.ci95.loc[(prof, row), col]
-                    rows.append(",".join([prof, _csv(row), col, f"{v:.6g}", "" if ci != ci else f"{ci:.6g}",
-                                          str(int(board.n.loc[(prof, row), col]))]))
+                    at = ((prof, row), col)
+                    rows.append(",".join([prof, _csv(row), col, f"{v:.6g}", num(board.ci95.loc[at]),
+                                          str(int(board.n.loc[at])), num(board.boot_lo.loc[at]),
+                                          num(board.boot_hi.loc[at])]))
         return "\n".join(rows)
     cols = list(board.mean.columns)
     show_notes = bool((board.notes != "").any())
@@ -259,7 +275,8 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
             if v != v:
                 cells.append("")
                 continue
-            text = f"{v:.1f}" + (f" ± {ci:.1f}" if ci == ci else "")
+            lo, hi = board.boot_lo.loc[(prof, row), col], board.boot_hi.loc[(prof, row), col]
+            text = f"{v:.1f}" + (f" ± {ci:.1f}" if ci == ci else f" [{lo:.1f}, {hi:.1f}]" if lo == lo else "")
             cells.append(text + (f" (n={int(k)})" if int(k) != most else ""))
         notes = [board.notes.loc[(prof, row)]] if show_notes else []
         lines.append("| " + " | ".join([prof, row, *cells, str(most), *notes]) + " |")

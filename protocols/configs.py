@@ -55,8 +55,12 @@ class ViewsConfig:
 class FrozenConfig(ViewsConfig):
     """What the protocols on extracted features read besides views: training clips and BN handling."""
 
+    bookkeeping: ClassVar[tuple[str, ...]] = (*ViewsConfig.bookkeeping, "cache_features")
+
     train_views: int  # temporal clips per training video (centre crop)
     recompute_bn: bool  # re-estimate BN statistics on the training videos (the ρ study's reference code)
+    _: KW_ONLY
+    cache_features: bool = True  # store the extraction; the frozen protocols of one encoder share it
 
     def validate(self) -> None:
         super().validate()

@@ -3,6 +3,9 @@ and low-shot subsets (checked before any pre-training), and for the frozen-encod
 (linear-cached, knn, retrieval) BN re-estimation and multi-view features extracted once per group."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +15,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from harness import code_version
 from harness.catalog import DATASETS, TASKS
+from harness.config import resolved_precision, to_plain
 from harness.data.datasets import BadVideos, LabelledViews, VideoSet
 from harness.data.sampling import ViewLayout
 from harness.data.task import Task
-from harness.engine import use_bf16
+from harness.engine import atomic_save, use_bf16
 from harness.errors import ConfigError
 from protocols.base import EvalContext, Protocol, TaskResult
 from protocols.multiview import Features, extract, recalibrate_bn
@@ -30,12 +35,14 @@ class TaskGroupFeatures:
     train: Features  # (N, train_views, D): centre crops
     test: Features  # (M, temporal x spatial, D), temporal-major
     bad: BadVideos
-    seconds: float  # BN re-estimation and both extractions
+    seconds: float  # BN re-estimation and both extractions (or loading them from the feature cache)
     train_ids: list[str] | None = None  # the low-shot subset's video ids (None: every training video)
+    cache: dict | None = None  # where the features are stored, whether they were reused, what extracting cost
 
     def extra(self) -> dict:
-        """What goes into each of this group's results besides the scores: the low-shot subset, if any."""
-        return {"train_ids": self.train_ids} if self.train_ids is not None else {}
+        """What goes into each of this group's results besides the scores: the low-shot subset, the feature cache."""
+        out = {"train_ids": self.train_ids} if self.train_ids is not None else {}
+        return {**out, **({"features": self.cache} if self.cache else {})}
 
 
 def load_split(ctx: EvalContext, dataset: str, split: str) -> tuple[Path, list[dict]]:
@@ -115,18 +122,57 @@ def test_layout(c) -> ViewLayout:
     return ViewLayout(c.temporal_views, c.spatial_views)
 
 
+def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
+    """Names one extraction: the encoder, everything that shapes its features (views, BN handling,
+    batch composition, clip shape, the videos and the low-shot subset), the device, precision and code."""
+    cfg = ctx.cfg
+    t = g.tasks[0]
+    payload = {"encoder": ctx.encoder_key, "code": code_version.version("eval"),
+               "views": [c.train_views, c.temporal_views, c.spatial_views], "recompute_bn": c.recompute_bn,
+               "batches": [c.feature_batch, c.clip_batch], "clip": to_plain(cfg.backbone.clip),
+               "data": [t.dataset, t.train_split, t.test_split, to_plain(cfg.datasets[t.dataset])],
+               "train_ids": g.train_ids, "device": ctx.device.type,
+               "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _load_features(path: Path, g: TaskGroup, t0: float) -> TaskGroupFeatures | None:
+    """The stored extraction at `path`, unless it is missing or left videos out (they may be readable now)."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["bad"]:
+        return None
+    tr, te = Features(**state["train"]), Features(**state["test"])
+    bad = BadVideos(len(g.train) + len(g.test), 1.0)
+    info = {"key": path.stem, "reused": True, "extraction_seconds": state["seconds"]}
+    return TaskGroupFeatures(g.tasks, tr, te, bad, time.perf_counter() - t0, g.train_ids, info)
+
+
 def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGroupFeatures]:
     """For each group of `c.tasks` over the same videos: re-estimate BN on the training videos (if
     `c.recompute_bn`), then extract `c.train_views` centre-crop clips per training video and the
-    `test_layout(c)` views per test video, each video decoded once."""
+    `test_layout(c)` views per test video, each video decoded once.
+
+    An extraction is stored in the cache (`features/<key>.pt`, `features_key`) when the encoder has a
+    key, so the frozen-encoder protocols of one encoder (`linear-cached`, `knn`, `retrieval`, and
+    re-runs with other probe settings) extract once; `cache_features = false` turns that off.
+    """
     cfg, dev = ctx.cfg, ctx.device
     bf16, workers = use_bf16(cfg.pretrain, dev), cfg.data.num_workers
     for g in task_groups(ctx, c):
+        t0 = time.perf_counter()
+        path = (cfg.cache_root() / "features" / f"{features_key(ctx, c, g)}.pt"
+                if ctx.encoder_key and c.cache_features else None)
+        stored = _load_features(path, g, t0) if path is not None else None
+        if stored is not None:
+            ctx.log(f"reusing the features of {', '.join(t.name for t in g.tasks)} from {path}")
+            yield stored
+            continue
         bad = g.bad_counter(cfg)
         train_ds = LabelledViews(g.train, cfg.backbone.clip, ViewLayout(c.train_views, 1, with_centre=False),
                                  g.label_keys)
         test_ds = LabelledViews(g.test, cfg.backbone.clip, test_layout(c), g.label_keys)
-        t0 = time.perf_counter()
         encoder.to(dev).eval()
         opts = dict(bf16=bf16, clip_batch=c.clip_batch)
         if c.recompute_bn:
@@ -135,7 +181,12 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
                      progress=ctx.progress, **opts)
         te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad, desc="test features",
                      progress=ctx.progress, **opts)
-        yield TaskGroupFeatures(g.tasks, tr, te, bad, time.perf_counter() - t0, g.train_ids)
+        seconds, info = time.perf_counter() - t0, None
+        if path is not None:
+            atomic_save({"train": dataclasses.asdict(tr), "test": dataclasses.asdict(te), "bad": dict(bad.failed),
+                         "seconds": seconds}, path)
+            info = {"key": path.stem, "reused": False, "extraction_seconds": seconds}
+        yield TaskGroupFeatures(g.tasks, tr, te, bad, seconds, g.train_ids, info)
 
 
 def video_embedding(feats: torch.Tensor) -> torch.Tensor:

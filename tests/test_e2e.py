@@ -236,3 +236,30 @@ def test_a_protocol_needing_a_tower_the_method_lacks_is_refused_before_pre_train
     argv[argv.index("linear")] = "knn"
     assert main(argv) == 2
     assert not (cache / "checkpoints").exists()
+
+
+def test_frozen_protocols_of_one_encoder_share_one_stored_extraction(tmp_path, cache_dir, ci_manifest):
+    """linear-cached extracts and stores the features; knn reuses them (same numbers as extracting
+    afresh); another view count is another extraction."""
+    from harness.cli import main
+
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
+    argv = _cmd(cache, results)[3:]
+    at = argv.index("linear")
+
+    def run(protocol: str, *extra: str) -> dict:
+        argv[at] = protocol
+        assert main([*argv, *extra]) == 0
+        return _record(results)
+
+    first = run("linear-cached")
+    assert first["results"][0]["extra"]["features"]["reused"] is False
+    knn = run("knn")
+    info = knn["results"][0]["extra"]["features"]
+    assert info["reused"] is True and info["key"] == first["results"][0]["extra"]["features"]["key"]
+    fresh = run("knn", "--set", "protocol.cache_features=false")
+    assert "features" not in fresh["results"][0]["extra"]
+    assert [r["metrics"] for r in fresh["results"]] == [r["metrics"] for r in knn["results"]]
+    other = run("knn", "--set", "protocol.temporal_views=3")
+    assert other["results"][0]["extra"]["features"]["reused"] is False
+    assert len(list((cache / "features").glob("*.pt"))) == 2

@@ -339,3 +339,17 @@ def test_step_and_cosine_schedules():
     assert scaled(0) == pytest.approx(0.25)  # the linear scaling rule
     cos = lr_schedule(replace(c, schedule="cosine"), batch=16, per_epoch=10)
     assert cos(0) == pytest.approx(1.0) and cos(39) < 0.01
+
+
+def test_the_paper_step_benchmark_times_protocols_on_a_cpu():
+    """tools/paper_step_bench.py --protocols (the GPU figures of docs/gpu.md) runs as a smoke test on ci shapes."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, str(root / "tools/paper_step_bench.py"), "--profile", "ci", "--device", "cpu",
+                        "--protocols", "--batch", "2", "--steps", "1", "--warmup", "0"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "| linear | 2 |" in p.stdout and "| finetune | 2 |" in p.stdout and "| extract | 2 | 12 |" in p.stdout
+    assert "K400-sized probe" in p.stdout
