@@ -66,6 +66,7 @@ class Protocol:
         return {
             "mode": self.mode, "aggregation": self.aggregation,
             "clip": f"{clip.frames}x{clip.stride} (frames x stride, in source frames)",
+            "fps": "as decoded (no resampling)",
             "train_resolution": clip.crop_size, "test_short_side": clip.test_short_side,
             "views": _views_text(getattr(c, "temporal_views", 1), getattr(c, "spatial_views", 1)),
             "feature_layer": "the encoder's output: global average pool of its last stage",

@@ -193,6 +193,16 @@ class TrainedProtocol(TaskProtocol):
     def classifier(self, encoder: nn.Module, tasks: list[Task], seed: int) -> Classifier:
         raise NotImplementedError
 
+    def card(self, cfg, results: list[TaskResult]) -> dict:
+        c = self.cfg
+        steps = f", x0.1 at epochs {c.lr_steps}" if c.schedule == "steps" else ""
+        crops = f"random resized crop (area {c.crop_scale}, ratio {c.crop_ratio}), flip p={c.flip_p:g}" + \
+            (", colour augmentation of [augment]" if c.colour else "")
+        return {**super().card(cfg, results),
+                "training": f"{c.epochs} epochs of one random clip per video, batch {c.batch_size}, {c.optimizer} "
+                            f"lr {c.lr:g}{f' per {c.lr_batch}' if c.lr_batch else ''}, {c.schedule} schedule{steps}, "
+                            f"warm-up {c.warmup_epochs:g} epochs, weight decay {c.weight_decay:g}; {crops}"}
+
     def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
         c, cfg, dev, lay = self.cfg, ctx.cfg, ctx.device, test_layout(self.cfg)
         results = []
