@@ -33,8 +33,8 @@ class TaskGroupFeatures:
 
     tasks: list[Task]
     train: Features  # (N, train_views, D): centre crops
-    test: Features  # (M, temporal x spatial, D), temporal-major
-    bad: BadVideos
+    test: Features  # (M, views, D) in the order of the test ViewLayout
+    bad: dict[str, str]  # the unreadable videos of both splits: path -> error
     seconds: float  # BN re-estimation and both extractions (or loading them from the feature cache)
     train_ids: list[str] | None = None  # the low-shot subset's video ids (None: every training video)
     cache: dict | None = None  # where the features are stored, whether they were reused, what extracting cost
@@ -86,8 +86,11 @@ class TaskGroup:
     train_ids: list[str] | None  # the low-shot subset's video ids (None: every training video)
     label_keys: list[str]
 
-    def bad_counter(self, cfg) -> BadVideos:
-        return BadVideos(len(self.train) + len(self.test), cfg.data.max_bad_fraction)
+    def bad_counters(self, cfg) -> dict[str, BadVideos]:
+        """One counter per split: each split may lose at most `data.max_bad_fraction` of its videos."""
+        ds = self.tasks[0].dataset
+        return {split: BadVideos(len(videos), cfg.data.max_bad_fraction, what=f"{split} videos of {ds}")
+                for split, videos in (("train", self.train), ("test", self.test))}
 
 
 def group_tasks(c, share: bool = True) -> list[tuple[tuple[str, str, str], list[Task]]]:
@@ -144,9 +147,8 @@ def _load_features(path: Path, g: TaskGroup, t0: float) -> TaskGroupFeatures | N
     if state["bad"]:
         return None
     tr, te = Features(**state["train"]), Features(**state["test"])
-    bad = BadVideos(len(g.train) + len(g.test), 1.0)
     info = {"key": path.stem, "reused": True, "extraction_seconds": state["seconds"]}
-    return TaskGroupFeatures(g.tasks, tr, te, bad, time.perf_counter() - t0, g.train_ids, info)
+    return TaskGroupFeatures(g.tasks, tr, te, {}, time.perf_counter() - t0, g.train_ids, info)
 
 
 def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGroupFeatures]:
@@ -169,24 +171,24 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
             ctx.log(f"reusing the features of {', '.join(t.name for t in g.tasks)} from {path}")
             yield stored
             continue
-        bad = g.bad_counter(cfg)
+        bad = g.bad_counters(cfg)
         train_ds = LabelledViews(g.train, cfg.backbone.clip, ViewLayout(c.train_views, 1, with_centre=False),
                                  g.label_keys)
         test_ds = LabelledViews(g.test, cfg.backbone.clip, test_layout(c), g.label_keys)
         encoder.to(dev).eval()
         opts = dict(bf16=bf16, clip_batch=c.clip_batch)
         if c.recompute_bn:
-            recalibrate_bn(encoder, train_ds, dev, c.feature_batch, workers, bad, **opts)
-        tr = extract(encoder, train_ds, dev, c.feature_batch, workers, bad, desc="train features",
+            recalibrate_bn(encoder, train_ds, dev, c.feature_batch, workers, bad["train"], **opts)
+        tr = extract(encoder, train_ds, dev, c.feature_batch, workers, bad["train"], desc="train features",
                      progress=ctx.progress, **opts)
-        te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad, desc="test features",
+        te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad["test"], desc="test features",
                      progress=ctx.progress, **opts)
-        seconds, info = time.perf_counter() - t0, None
+        seconds, info, failed = time.perf_counter() - t0, None, {**bad["train"].failed, **bad["test"].failed}
         if path is not None:
-            atomic_save({"train": dataclasses.asdict(tr), "test": dataclasses.asdict(te), "bad": dict(bad.failed),
+            atomic_save({"train": dataclasses.asdict(tr), "test": dataclasses.asdict(te), "bad": failed,
                          "seconds": seconds}, path)
             info = {"key": path.stem, "reused": False, "extraction_seconds": seconds}
-        yield TaskGroupFeatures(g.tasks, tr, te, bad, seconds, g.train_ids, info)
+        yield TaskGroupFeatures(g.tasks, tr, te, failed, seconds, g.train_ids, info)
 
 
 def video_embedding(feats: torch.Tensor) -> torch.Tensor:
@@ -229,5 +231,5 @@ class EmbeddingProtocol(TaskProtocol):
                            "train_clips_per_s": g.train.clips_per_s, "test_clips_per_s": g.test.clips_per_s},
                     counts={"train_videos": len(bank), "test_videos": len(queries[""]), "views": lay.grid,
                             "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
-                    bad_videos=dict(g.bad.failed), ci95=ci, extra=g.extra()))
+                    bad_videos=dict(g.bad), ci95=ci, extra=g.extra()))
         return results

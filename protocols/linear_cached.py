@@ -85,5 +85,5 @@ class LinearCached(TaskProtocol):
                    "train_clips_per_s": tr.clips_per_s, "test_clips_per_s": te.clips_per_s},
             counts={"train_videos": len(tr.feats), "test_videos": n, "views": lay.grid,
                     "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
-            bad_videos=dict(bad.failed), ci95=ci,
+            bad_videos=dict(bad), ci95=ci,
         )

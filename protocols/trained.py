@@ -207,13 +207,13 @@ class TrainedProtocol(TaskProtocol):
         c, cfg, dev, lay = self.cfg, ctx.cfg, ctx.device, test_layout(self.cfg)
         results = []
         for g in task_groups(ctx, c, share=self.share_tasks):
-            bad = g.bad_counter(cfg)
+            bad = g.bad_counters(cfg)
             model = self.classifier(copy.deepcopy(exports["video"]), g.tasks, cfg.run.seed)
             t0 = time.perf_counter()
-            info = fit(model, g, c, ctx, self.name, bad)
+            info = fit(model, g, c, ctx, self.name, bad["train"])
             t1 = time.perf_counter()
             test_ds = LabelledViews(g.test, cfg.backbone.clip, lay, g.label_keys)
-            te = extract(model.to(dev), test_ds, dev, c.feature_batch, cfg.data.num_workers, bad,
+            te = extract(model.to(dev), test_ds, dev, c.feature_batch, cfg.data.num_workers, bad["test"],
                          use_bf16(cfg.pretrain, dev), "test views", ctx.progress, c.clip_batch)
             logits = te.feats.split([len(t.classes) for t in g.tasks], dim=-1)
             for t, lg in zip(g.tasks, logits):
@@ -225,7 +225,7 @@ class TrainedProtocol(TaskProtocol):
                     counts={"train_videos": len(g.train), "test_videos": len(lg), "views": lay.grid,
                             "temporal_views": c.temporal_views, "spatial_views": c.spatial_views,
                             "train_steps": info["steps"]},
-                    bad_videos=dict(bad.failed), ci95=ci,
+                    bad_videos={**bad["train"].failed, **bad["test"].failed}, ci95=ci,
                     extra={"fit": {k: v for k, v in info.items() if k != "loss_curve"},
                            "loss_curve": info["loss_curve"],
                            **({"train_ids": g.train_ids} if g.train_ids is not None else {})}))

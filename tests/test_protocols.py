@@ -353,3 +353,26 @@ def test_the_paper_step_benchmark_times_protocols_on_a_cpu():
     assert p.returncode == 0, p.stderr[-2000:]
     assert "| linear | 2 |" in p.stdout and "| finetune | 2 |" in p.stdout and "| extract | 2 | 12 |" in p.stdout
     assert "K400-sized probe" in p.stdout
+
+
+@pytest.mark.parametrize("protocol", ["linear-cached", "finetune"])
+def test_unreadable_videos_are_counted_and_limited_per_split(tmp_path, solid, protocol):
+    """One damaged training video of 32 is left out and counted; a test split with no readable video
+    stops the protocol with a DataError (exit 3) that names the split."""
+    from harness.errors import DataError
+
+    cfg = load_config("ci", [f"run.cache_dir='{tmp_path}'", "data.max_bad_fraction=0.05"], protocol=protocol)
+    cfg.datasets["solid-colours"] = SolidConfig()
+    for split in ("train", "test"):
+        SolidColours.split(SolidConfig(), tmp_path, split)
+    (SolidColours.root / "train/0_0.mp4").write_bytes(b"not a video")
+    proto_cfg = replace(cfg.protocol_cfg, tasks=["solid-colour"], **SOLID[protocol])
+    ctx = EvalContext(cfg, torch.device("cpu"), progress=False, encoder_key="mean-colour")
+    (r,) = catalog.PROTOCOLS.get(protocol)(proto_cfg).evaluate({"video": MeanColour()}, ctx)
+    assert list(r.bad_videos) == [str(SolidColours.root / "train/0_0.mp4")] and r.metrics["top1"] == 100.0
+    for p in (SolidColours.root / "test").glob("*.mp4"):
+        p.write_bytes(b"not a video")
+    with pytest.raises(DataError, match="test videos of solid-colours could not be decoded") as e:
+        catalog.PROTOCOLS.get(protocol)(replace(proto_cfg, cache_features=False) if protocol == "linear-cached"
+                                        else proto_cfg).evaluate({"video": MeanColour()}, ctx)
+    assert e.value.exit_code == 3

@@ -31,6 +31,7 @@ class BadVideos:
     total: int
     max_fraction: float
     failed: dict[str, str] = field(default_factory=dict)
+    what: str = "videos"  # names the set in the message, e.g. "test videos of moving-digits"
 
     def add(self, path: str, error: str) -> None:
         if path not in self.failed:
@@ -38,7 +39,7 @@ class BadVideos:
         self.failed[path] = error
         if len(self.failed) > self.max_fraction * self.total:
             raise DataError(
-                f"{len(self.failed)} of {self.total} videos could not be decoded, more than "
+                f"{len(self.failed)} of {self.total} {self.what} could not be decoded, more than "
                 f"data.max_bad_fraction={self.max_fraction}; first: {next(iter(self.failed.values()))}"
             )
 
