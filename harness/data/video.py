@@ -64,10 +64,13 @@ def to_rgb(frames: list) -> np.ndarray:
     if f0.format.name != "yuv420p" or h % 2 or w % 2 or len(frames) == 1 or \
             any(f.width != w or f.height != h or f.format.name != "yuv420p" for f in frames):
         return np.stack([f.to_ndarray(format="rgb24") for f in frames])
-    planes = [f.to_ndarray() for f in frames]  # (3h/2, w): the Y plane, then U and V, each (h/2, w/2)
-    y = np.concatenate([p[:h] for p in planes])
-    u = np.concatenate([p[h:h + h // 4].reshape(h // 2, w // 2) for p in planes])
-    v = np.concatenate([p[h + h // 4:].reshape(h // 2, w // 2) for p in planes])
+    def plane(f, i: int, rows: int, cols: int) -> np.ndarray:  # a view of the frame's buffer, no copy
+        p = f.planes[i]
+        return np.frombuffer(p, np.uint8)[:rows * p.line_size].reshape(rows, p.line_size)[:, :cols]
+
+    y = np.concatenate([plane(f, 0, h, w) for f in frames])
+    u = np.concatenate([plane(f, 1, h // 2, w // 2) for f in frames])
+    v = np.concatenate([plane(f, 2, h // 2, w // 2) for f in frames])
     tall = np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)])
     return av.VideoFrame.from_ndarray(tall, format="yuv420p").to_ndarray(format="rgb24").reshape(len(frames), h, w, 3)
 
