@@ -59,6 +59,15 @@ DATASETS.add("moving-digits", "harness.data.moving_digits:MovingDigits",
              "embedded: handwritten digits moving over textures (H.264 + AAC + captions)",
              config="harness.data.moving_digits:MovingDigitsConfig")
 
+for _name, _cls, _what in (
+        ("k400", "K400", "Kinetics-400 in the CVDF / DeepMind layout (CSV annotations)"),
+        ("ucf101", "Ucf101", "UCF101 with ucfTrainTestlist (splits 1-3)"),
+        ("hmdb51", "Hmdb51", "HMDB51 with testTrainMulti_7030_splits (splits 1-3)"),
+        ("ssv2", "Ssv2", "Something-Something v2 (20BN or Qualcomm JSONs, .webm)"),
+        ("diving48", "Diving48", "Diving48 V2 (JSON annotations, vocabulary)")):
+    DATASETS.add(_name, f"harness.data.real:{_cls}", f"your copy: {_what}", config=f"harness.data.real:{_cls}Config")
+    TASKS.add(_name, f"harness.data.real:{_name.upper()}_TASK", f"the {_name} classes, from its annotation files")
+
 TASKS.add("digits-appearance", "harness.data.moving_digits:APPEARANCE",
           "which digit (one frame suffices; like UCF101/K400)")
 TASKS.add("digits-motion", "harness.data.moving_digits:MOTION",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -199,6 +200,27 @@ def data_prepare(
         check = ds.repair(dcfg, cfg.cache_root(), size=size, progress=not quiet)
         done = f"regenerated {len(check.bad)}: " + check.summary() if check.bad else check.summary()
         typer.echo(f"{name}: {done}; manifest {manifest}")
+
+
+@data_app.command("synth")
+def data_synth(
+    fmt: str = typer.Option(..., "--format", metavar="NAME", help="k400 | ucf101 | hmdb51 | ssv2 | diving48"),
+    out: str = typer.Option(..., "--out", metavar="DIR", help="a new or empty folder"),
+    seed: int = typer.Option(0, "--seed", help="the miniature's content depends on it alone"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+):
+    """Write a miniature of a dataset's official layout: real files in its container and codec, its
+    annotation files in the official formats and naming traps; try the loaders on it."""
+    with _friendly():
+        from harness.data.synth import FORMATS, synth
+
+        if fmt not in FORMATS:
+            raise ConfigError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+        target = Path(out).expanduser()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise ConfigError(f"--out {target}: not an empty folder")
+        synth(fmt, target, seed=seed, progress=not quiet)
+        typer.echo(f"{fmt}: miniature in {target}; use it with --set datasets.{fmt}.root={str(target)!r}")
 
 
 @app.command()

@@ -107,6 +107,9 @@ def task_groups(ctx: EvalContext, c, share: bool = True) -> Iterator[TaskGroup]:
     """The videos of each group of tasks (see `group_tasks`), the low-shot subset drawn."""
     cfg = ctx.cfg
     for (dataset, train_split, test_split), tasks in group_tasks(c, share):
+        if any(not t.classes for t in tasks):  # a real dataset's classes come from its annotation files
+            classes = DATASETS.get(dataset).classes(cfg.datasets[dataset], cfg.cache_root())
+            tasks = [t if t.classes else dataclasses.replace(t, classes=tuple(classes)) for t in tasks]
         root, entries = load_split(ctx, dataset, train_split)
         entries = low_shot(entries, tasks[0].label, c)
         ids = [e.get("id", e["path"]) for e in entries] if c.low_shot else None

@@ -42,6 +42,8 @@ def probe(path: str | Path) -> VideoInfo:
             n = s.frames
             if not n and s.duration and s.time_base and fps:
                 n = int(round(float(s.duration * s.time_base) * fps))
+            if not n and c.duration and fps:  # WebM keeps no per-stream count or duration: the container's
+                n = int(round(c.duration / 1_000_000 * fps))
             return VideoInfo(int(n), fps, s.codec_context.width, s.codec_context.height, bool(c.streams.audio))
     except VideoDecodeError:
         raise
