@@ -187,6 +187,9 @@ def data_prepare(
         ds = catalog.DATASETS.get(name)
         if name not in cfg.datasets:
             raise ConfigError(f"dataset {name!r} has no [datasets.{name}] section in the configuration")
+        if not hasattr(ds, "prepare"):
+            raise ConfigError(f"{name} is read from your copy (datasets.{name}.root), not generated; "
+                              f"`bench data verify {name}` checks it")
         dcfg = cfg.datasets[name]
         sizes = getattr(dcfg, "sizes", None)
         if size is not None and sizes is not None and size not in sizes:
@@ -200,6 +203,35 @@ def data_prepare(
         check = ds.repair(dcfg, cfg.cache_root(), size=size, progress=not quiet)
         done = f"regenerated {len(check.bad)}: " + check.summary() if check.bad else check.summary()
         typer.echo(f"{name}: {done}; manifest {manifest}")
+
+
+@data_app.command("verify")
+def data_verify(
+    name: str = typer.Argument(..., help="a real dataset: k400 | ucf101 | hmdb51 | ssv2 | diving48"),
+    profile: Optional[str] = ProfileOpt,
+    set_: Optional[List[str]] = SetOpt,
+    config: Optional[str] = ConfigOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+):
+    """Check a copy of a real dataset: every annotated video exists and decodes from its first to its last
+    frame and holds a clip; annotation lines left out; files no annotation lists. Exit 0 when usable."""
+    with _friendly():
+        from harness.data.sampling import clip_span
+        from harness.data.verify import verify
+
+        cfg = _load(profile, set_, config=config)
+        ds = catalog.DATASETS.get(name)
+        if hasattr(ds, "prepare"):
+            raise ConfigError(f"{name} is generated: `bench data prepare {name}` checks and repairs it")
+        dcfg = cfg.datasets[name]
+        dcfg.validate()
+        check_writable(cfg.cache_root(), "cache folder")
+        clip = cfg.backbone.clip
+        report = verify(name, ds.listing(dcfg), cfg.cache_root(), clip_span(clip.frames, clip.stride),
+                        cfg.data.max_bad_fraction, progress=not quiet)
+        typer.echo(report.text())
+        if not report.usable:
+            raise typer.Exit(3)
 
 
 @data_app.command("synth")

@@ -177,3 +177,77 @@ def test_finetune_on_the_ucf101_miniature(minis, tmp_path):
     (r,) = json.loads(path.read_text())["results"]
     assert r["task"] == "ucf101" and r["counts"]["train_videos"] == 16 and r["counts"]["test_videos"] == 8
     assert 0 <= r["metrics"]["top1"] <= 100 and r["extra"]["fit"]["steps"] == 2
+
+
+def _audio_only(path: Path) -> None:
+    """An AVI with one audio stream and no video stream, under a video's name."""
+    import av
+
+    with av.open(str(path), "w", format="avi") as out:
+        s = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for pkt in [*s.encode(frame), *s.encode()]:
+            out.mux(pkt)
+
+
+@pytest.fixture()
+def faulty_ucf(minis, tmp_path) -> Path:
+    """The UCF101 miniature with one of each fault a real copy can have (all in split 1's training set)."""
+    import shutil
+
+    root = tmp_path / "ucf"
+    shutil.copytree(minis["ucf101"], root)
+    v = root / "UCF-101"
+    (v / "ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.avi").unlink()  # missing
+    (v / "Basketball/v_Basketball_g03_c01.avi").write_bytes(b"")  # zero bytes
+    cut = v / "YoYo/v_YoYo_g03_c01.avi"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size * 2 // 5])  # truncated
+    _audio_only(v / "HandstandPushups/v_HandStandPushups_g04_c01.avi")  # no video stream
+    shutil.copy(v / "YoYo/v_YoYo_g05_c01.avi", v / "YoYo/v_YoYo_g99_c01.avi")  # on disk, in no list
+    lst = root / "ucfTrainTestlist/trainlist01.txt"
+    lst.write_bytes(lst.read_bytes() + b"YoYo/../../../outside.avi 4\r\nJuggling/v_Juggling_g01_c01.avi 5\r\n")
+    return root
+
+
+def test_verify_names_every_planted_fault_and_a_run_skips_them(faulty_ucf, tmp_path, capsys):
+    from harness.cli import main
+
+    args = ["data", "verify", "ucf101", "-p", "ci", "-q", "--set", f"datasets.ucf101.root='{faulty_ucf}'",
+            "--set", f"run.cache_dir='{tmp_path / 'cache'}'"]
+    assert main(args) == 3  # 5 of 17 training lines bad: more than data.max_bad_fraction
+    out = capsys.readouterr().out
+    expected = {"missing": "ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.avi: no such file",
+                "empty": "Basketball/v_Basketball_g03_c01.avi: zero-byte file",
+                "unannotated": "YoYo/v_YoYo_g99_c01.avi: a video file no annotation lists",
+                "outside root": "YoYo/../../../outside.avi: the annotated path leads outside",
+                "annotation": "trainlist01.txt: Juggling/v_Juggling_g01_c01.avi: unknown class 'Juggling'"}
+    for kind, text in expected.items():
+        assert any(line.split()[0] == kind.split()[0] and text in line for line in out.splitlines()), (kind, out)
+    lines = {line.split()[0]: line for line in out.splitlines() if "v_YoYo_g03_c01" in line or "g04_c01" in line}
+    assert lines.get("truncated") or lines.get("unreadable")  # the cut file: either way, named with a reason
+    assert any("HandStandPushups_g04_c01.avi" in line and "no video stream" in line for line in out.splitlines())
+    assert "NOT usable: split 'train' loses 5 of 17 videos" in out  # 4 unreadable + 1 outside the root
+    assert main([*args, "--set", "data.max_bad_fraction=0.5"]) == 0
+    # a run on that copy completes, skipping and counting the bad videos
+    results = tmp_path / "results"
+    run = ["run", "--method", "random_init", "--protocol", "linear-cached", "-p", "ci", "-q", "--results-dir",
+           str(results), "--set", f"datasets.ucf101.root='{faulty_ucf}'", "--set", "protocol.tasks=['ucf101']",
+           "--set", f"run.cache_dir='{tmp_path / 'cache'}'", "--set", "data.max_bad_fraction=0.5"]
+    assert main(run) == 0
+    (rec,) = [json.loads(p.read_text()) for p in (results / "runs").glob("*.json")]
+    assert len(rec["unreadable_videos"]) == 4 and rec["results"][0]["counts"]["train_videos"] == 16 - 4
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_truncated_file_is_unreadable_not_padded(faulty_ucf, cached):
+    """The cut AVI's header promises 50 frames and 2 decode: both decoding paths refuse it, and the
+    healthy files of the same copy decode."""
+    from harness.errors import VideoDecodeError
+
+    v = faulty_ucf / "UCF-101"
+    entries = [{"path": "YoYo/v_YoYo_g03_c01.avi", "frames": 50}, {"path": "YoYo/v_YoYo_g04_c01.avi", "frames": 50}]
+    videos = VideoSet(v, entries, cache_frames=cached)
+    with pytest.raises(VideoDecodeError, match="truncated"):
+        videos.frames(0, np.arange(40, 48))
+    assert videos.frames(1, np.arange(40, 48)).shape == (8, 240, 320, 3)

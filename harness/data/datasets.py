@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Sampler
 from harness.config import AugmentConfig, ClipConfig
 from harness.data import sampling
 from harness.data.transforms import ClipGeometry, ColourAugment, Normalize, resize_short_side, spatial_crops, to_video
-from harness.data.video import decode_frames
+from harness.data.video import decode_frames, truncation_slack
 from harness.errors import DataError, VideoDecodeError
 from harness.progress import progress_bar
 
@@ -70,10 +70,19 @@ class VideoSet:
             if i in self._errors:
                 raise self._errors[i]
             if i not in self._cache:
-                self._cache[i] = decode_frames(self.path(i))
+                self._cache[i] = self._decode_all(i)
             full = self._cache[i]
             return full[np.minimum(indices, len(full) - 1)]
-        return decode_frames(self.path(i), indices, seek_gap=self.seek_gap)
+        return decode_frames(self.path(i), indices, seek_gap=self.seek_gap, expect=self.num_frames(i))
+
+    def _decode_all(self, i: int) -> np.ndarray:
+        """Every frame of video i; one that holds fewer frames than its entry says is truncated, not padded."""
+        full = decode_frames(self.path(i))
+        expected = self.num_frames(i)
+        if expected - len(full) > truncation_slack(expected):
+            raise VideoDecodeError(f"{self.path(i)}: truncated: {len(full)} frames decode of the {expected} "
+                                   "its header gives")
+        return full
 
     def preload(self, desc: str, progress: bool) -> None:
         """Decode every video into the cache now, as a phase of its own, so that the first epoch of
@@ -85,7 +94,7 @@ class VideoSet:
             for i in range(len(self)):
                 if i not in self._cache and i not in self._errors:
                     try:
-                        self._cache[i] = decode_frames(self.path(i))
+                        self._cache[i] = self._decode_all(i)
                     except VideoDecodeError as e:
                         self._errors[i] = e
                 bar.update()

@@ -31,6 +31,7 @@ class Listing:
     classes: tuple[str, ...]
     splits: dict[str, list[tuple[str, int, str]]]
     annotation_files: list[Path] = field(default_factory=list)  # what the listing was read from (for the index key)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (annotation line or file, why it was left out)
 
 
 def _need(path: Path, what: str) -> Path:
@@ -81,16 +82,18 @@ def read_k400(root: Path, annotations: Path | None = None) -> Listing:
             stem, ext = os.path.splitext(n)
             if ext in VIDEO_EXTENSIONS:
                 found.setdefault(stem, os.path.relpath(os.path.join(dirpath, n), root))
-    splits = {}
+    splits, problems = {}, []
     for s, rs in rows.items():
         out = []
         for r in rs:
             if r.get("label") not in index:
-                continue  # test CSVs without labels, or a class absent from training
+                if r.get("label"):  # test CSVs may have no labels at all; a label unknown to training is a fault
+                    problems.append((f"{files[s].name}: {r['youtube_id']}", f"unknown class {r['label']!r}"))
+                continue
             stem = f"{r['youtube_id']}_{int(r['time_start']):06d}_{int(r['time_end']):06d}"
             out.append((found.get(stem, f"{s}/{stem}.mp4"), index[r["label"]], stem))
         splits[s] = out
-    return Listing(root, classes, splits, [p for p in files.values() if p is not None])
+    return Listing(root, classes, splits, [p for p in files.values() if p is not None], problems)
 
 
 # ----------------------------------------------------------------------------- UCF101
@@ -105,17 +108,19 @@ def read_ucf101(root: Path, annotations: Path | None = None, split: str = "1") -
     classes = tuple(name for _, name in pairs)
     index = {c: i for i, c in enumerate(classes)}
     files = {"train": ann / f"trainlist0{split}.txt", "test": ann / f"testlist0{split}.txt"}
-    splits = {}
+    splits, problems = {}, []
     for s, path in files.items():
         out = []
         for line in _lines(_need(path, f"ucf101 split {split}")):
             rel = line.split()[0]
             folder = rel.split("/")[0]
             if folder not in index:
-                raise ConfigError(f"{path}: {rel!r} is in folder {folder!r}, which classInd.txt does not list")
+                problems.append((f"{path.name}: {rel}", f"unknown class {folder!r} (not in classInd.txt)"))
+                continue
             out.append((rel, index[folder], Path(rel).stem))
         splits[s] = out
-    return Listing(_first_dir(root, ("UCF-101",)), classes, splits, [ann / "classInd.txt", *files.values()])
+    return Listing(_first_dir(root, ("UCF-101",)), classes, splits, [ann / "classInd.txt", *files.values()],
+                   problems)
 
 
 # ----------------------------------------------------------------------------- HMDB51
@@ -163,7 +168,7 @@ def read_ssv2(root: Path, annotations: Path | None = None) -> Listing:
     by_index = sorted((int(v), k) for k, v in labels.items())
     classes = tuple(k for _, k in by_index)
     index = {k: i for i, k in enumerate(classes)}
-    splits, files = {}, [_ssv2_file(ann, "labels")]
+    splits, files, problems = {}, [_ssv2_file(ann, "labels")], []
     for s in ("train", "validation"):
         path = _ssv2_file(ann, s)
         files.append(path)
@@ -171,10 +176,11 @@ def read_ssv2(root: Path, annotations: Path | None = None) -> Listing:
         for e in json.loads(path.read_text(encoding="utf-8")):
             template = e["template"].replace("[", "").replace("]", "")
             if template not in index:
-                raise ConfigError(f"{path}: video {e['id']}: template {template!r} is not in the labels file")
+                problems.append((f"{path.name}: {e['id']}", f"unknown class {template!r} (not in the labels file)"))
+                continue
             out.append((f"{e['id']}.webm", index[template], str(e["id"])))
         splits[s] = out
-    return Listing(_first_dir(root, ("20bn-something-something-v2",)), classes, splits, files)
+    return Listing(_first_dir(root, ("20bn-something-something-v2",)), classes, splits, files, problems)
 
 
 # ----------------------------------------------------------------------------- Diving48
@@ -186,13 +192,18 @@ def read_diving48(root: Path, annotations: Path | None = None) -> Listing:
     ann = annotations or root
     vocab_path = _need(ann / "Diving48_vocab.json", "diving48 vocabulary")
     classes = tuple("+".join(v) for v in json.loads(vocab_path.read_text(encoding="utf-8")))
-    splits, files = {}, [vocab_path]
+    splits, files, problems = {}, [vocab_path], []
     for s in ("train", "test"):
         path = _need(ann / f"Diving48_V2_{s}.json", f"diving48 {s} split")
         files.append(path)
-        splits[s] = [(f"{e['vid_name']}.mp4", int(e["label"]), e["vid_name"])
-                     for e in json.loads(path.read_text(encoding="utf-8"))]
-    return Listing(_first_dir(root, ("rgb", "videos")), classes, splits, files)
+        splits[s] = []
+        for e in json.loads(path.read_text(encoding="utf-8")):
+            if not 0 <= int(e["label"]) < len(classes):
+                problems.append((f"{path.name}: {e['vid_name']}", f"unknown class {e['label']} (vocabulary has "
+                                                                    f"{len(classes)})"))
+                continue
+            splits[s].append((f"{e['vid_name']}.mp4", int(e["label"]), e["vid_name"]))
+    return Listing(_first_dir(root, ("rgb", "videos")), classes, splits, files, problems)
 
 
 READERS = {"k400": read_k400, "ucf101": read_ucf101, "hmdb51": read_hmdb51, "ssv2": read_ssv2,

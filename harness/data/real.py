@@ -139,6 +139,9 @@ class RealDataset:
             info = index.get(rel, {})
             bad += "error" in info
             entries.append({"id": vid, "path": rel, "frames": int(info.get("frames", 0)), "labels": {"class": label}})
+        if lst.problems:
+            warnings.warn(f"{cls.name}: {len(lst.problems)} annotation lines are left out, e.g. "
+                          f"{lst.problems[0][0]}: {lst.problems[0][1]}", stacklevel=2)
         if outside:
             warnings.warn(f"{cls.name} {name}: {len(outside)} annotated paths lead outside {root} and are left "
                           f"out, e.g. {outside[0]!r}", stacklevel=2)

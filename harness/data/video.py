@@ -77,11 +77,19 @@ def to_rgb(frames: list) -> np.ndarray:
     return av.VideoFrame.from_ndarray(tall, format="yuv420p").to_ndarray(format="rgb24").reshape(len(frames), h, w, 3)
 
 
-def decode_frames(path: str | Path, indices: Sequence[int] | None = None, seek_gap: int = 32) -> np.ndarray:
+def truncation_slack(expected: int) -> int:
+    """How many frames a file may decode short of its header's count before it counts as truncated:
+    container counts of healthy files can be off by a frame or two (edit lists, rounding)."""
+    return max(2, expected // 50)
+
+
+def decode_frames(path: str | Path, indices: Sequence[int] | None = None, seek_gap: int = 32,
+                  expect: int | None = None) -> np.ndarray:
     """Frames at `indices` (any order, repeats allowed) as uint8 (N, H, W, 3); all frames if None.
 
     Indices past the end of the stream are clamped to the last frame, as clip samplers do for
-    videos shorter than a clip.
+    videos shorter than a clip; but with `expect` (the frame count the index gives), a stream that
+    ends more than `truncation_slack` frames before it is a truncated file: VideoDecodeError, not padding.
     """
     import av
 
@@ -122,6 +130,9 @@ def decode_frames(path: str | Path, indices: Sequence[int] | None = None, seek_g
                     break  # end of stream
             if last is None:
                 raise VideoDecodeError(f"{path}: no decodable frames")
+            if k < len(wanted) and expect is not None and min(wanted[-1], expect - 1) - pos > truncation_slack(expect):
+                raise VideoDecodeError(f"{path}: truncated: the stream ends at frame {pos} of the {expect} "
+                                       "its header gives")
             for w in wanted[k:]:  # past the end: repeat the last frame
                 got[w] = last
             keys = list(got)
