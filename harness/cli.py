@@ -234,6 +234,41 @@ def data_verify(
             raise typer.Exit(3)
 
 
+@data_app.command("resize")
+def data_resize(
+    name: str = typer.Argument(..., help="a real dataset: k400 | ucf101 | hmdb51 | ssv2 | diving48"),
+    out: str = typer.Option(..., "--out", metavar="DIR", help="where the copy goes (run again to continue)"),
+    short_side: int = typer.Option(256, "--short-side", help="pixels of the short side"),
+    gop: int = typer.Option(16, "--gop", help="frames between keyframes"),
+    workers: int = typer.Option(0, "--workers", help="parallel processes (0: up to 8)"),
+    profile: Optional[str] = ProfileOpt,
+    set_: Optional[List[str]] = SetOpt,
+    config: Optional[str] = ConfigOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+):
+    """Re-encode a copy of a real dataset to a short side and a short keyframe interval, keeping its layout
+    and annotation files; resumable."""
+    with _friendly():
+        from harness.data.resize import resize_copy
+
+        cfg = _load(profile, set_, config=config)
+        if hasattr(catalog.DATASETS.get(name), "prepare"):
+            raise ConfigError(f"{name} is generated; resize applies to a copy of a real dataset")
+        dcfg = cfg.datasets[name]
+        dcfg.validate()
+        if short_side < 2 or gop < 1:
+            raise ConfigError(f"--short-side must be >= 2 and --gop >= 1, got {short_side} and {gop}")
+        src, target = Path(dcfg.root).expanduser().resolve(), Path(out).expanduser().resolve()
+        if target == src or target.is_relative_to(src):
+            raise ConfigError(f"--out {target} must lie outside the dataset folder {src}")
+        check_writable(target, "output folder")
+        done, skipped, failures = resize_copy(src, target, short_side, gop, workers, progress=not quiet)
+        for line in failures:
+            typer.echo(f"not copied: {line}", err=True)
+        typer.echo(f"{name}: {done} videos re-encoded, {skipped} already there, {len(failures)} failed; use it "
+                   f"with --set datasets.{name}.root={str(target)!r}")
+
+
 @data_app.command("synth")
 def data_synth(
     fmt: str = typer.Option(..., "--format", metavar="NAME", help="k400 | ucf101 | hmdb51 | ssv2 | diving48"),

@@ -251,3 +251,31 @@ def test_a_truncated_file_is_unreadable_not_padded(faulty_ucf, cached):
     with pytest.raises(VideoDecodeError, match="truncated"):
         videos.frames(0, np.arange(40, 48))
     assert videos.frames(1, np.arange(40, 48)).shape == (8, 240, 320, 3)
+
+
+def test_resize_keeps_the_layout_and_annotations_and_resumes(minis, tmp_path):
+    """`bench data resize`: every video at the new short side with keyframes every `gop` frames, the same
+    frame count and container; annotation files copied byte for byte; a second run has nothing to do."""
+    import av
+
+    from harness.cli import main
+
+    out = tmp_path / "small"
+    args = ["data", "resize", "hmdb51", "-q", "--out", str(out), "--short-side", "120", "--gop", "8",
+            "--set", f"datasets.hmdb51.root='{minis['hmdb51']}'"]
+    assert main(args) == 0
+    splits = sorted((minis["hmdb51"] / "testTrainMulti_7030_splits").iterdir())
+    assert all((out / "testTrainMulti_7030_splits" / p.name).read_bytes() == p.read_bytes() for p in splits)
+    for src in (minis["hmdb51"] / "hmdb51_org").rglob("*.avi"):
+        dst = out / src.relative_to(minis["hmdb51"])
+        with av.open(str(src)) as a, av.open(str(dst)) as b:
+            sa, sb = a.streams.video[0], b.streams.video[0]
+            assert sb.codec_context.name == "mpeg4" and sb.codec_context.height == 120
+            assert sb.codec_context.width == round(sa.codec_context.width * 120 / sa.codec_context.height / 2) * 2
+            keys = [i for i, p in enumerate(b.demux(sb)) if p.is_keyframe]
+        assert keys[:3] == [0, 8, 16]
+    ds, cfg = _load("hmdb51", out, tmp_path)
+    _, train = ds.split(cfg, tmp_path, "train", progress=False)
+    assert len(train) == 12 and all(e["frames"] == 60 for e in train)
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.avi")}
+    assert main(args) == 0 and {p: p.stat().st_mtime_ns for p in out.rglob("*.avi")} == stamp

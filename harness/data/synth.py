@@ -83,6 +83,7 @@ class Clip:
     height: int
     frames: int
     codec_tag: str | None = None
+    gop: int | None = None  # keyframe interval, when not the codec's default in CODEC_OPTIONS
 
 
 # ----------------------------------------------------------------------------- video
@@ -134,7 +135,7 @@ def encode(path: Path, frames: np.ndarray, clip: Clip) -> None:
                     vs.codec_context.codec_tag = clip.codec_tag
                 except (ValueError, TypeError, AttributeError):
                     pass  # the FourCC is cosmetic; FFmpeg's default tag decodes the same
-            vs.options = dict(CODEC_OPTIONS[clip.codec])
+            vs.options = {**CODEC_OPTIONS[clip.codec], **({"g": str(clip.gop)} if clip.gop else {})}
             for i, f in enumerate(frames):
                 vf = av.VideoFrame.from_ndarray(f, format="rgb24")
                 vf.pts, vf.time_base = i, tb
