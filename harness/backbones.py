@@ -28,10 +28,11 @@ class ClipSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     streams: tuple[str, ...] = ("video",)
+    fps: float = 0.0  # the rate the stride is counted at (0: each video's own frames)
 
     @classmethod
     def from_config(cls, c: ClipConfig, streams: tuple[str, ...] = ("video",)) -> ClipSpec:
-        return cls(c.frames, c.stride, c.crop_size, c.test_short_side, tuple(c.mean), tuple(c.std), streams)
+        return cls(c.frames, c.stride, c.crop_size, c.test_short_side, tuple(c.mean), tuple(c.std), streams, c.fps)
 
 
 class Encoder(nn.Module):

@@ -64,7 +64,11 @@ class DataConfig:
 
 @dataclass
 class ClipConfig:
-    """The clip an encoder reads: frames x stride, training crop and evaluation short side."""
+    """The clip an encoder reads: frames x stride, training crop and evaluation short side.
+
+    `fps` > 0 defines the stride in time: frames are taken at `fps` (the ρ configs: 30) whatever rate a
+    video was recorded at, so a clip lasts (frames - 1) x stride / fps seconds in every video; 0 counts
+    the stride in each video's own frames (the embedded data, recorded at one rate)."""
 
     frames: int
     stride: int
@@ -72,6 +76,7 @@ class ClipConfig:
     test_short_side: int
     mean: list[float]
     std: list[float]
+    fps: float = 0.0
 
 
 @dataclass
@@ -187,6 +192,8 @@ class Config:
         schedule and the pre-training data. For one that does not (random_init): the backbone only.
         """
         d = self.to_dict()
+        if not d["backbone"]["clip"].get("fps"):  # an option added later names the encoder only when set
+            d["backbone"]["clip"].pop("fps", None)
         out = _flat({"backbone": d["backbone"], f"backbones.{self.backbone.name}": d["backbones"][self.backbone.name]})
         if pretrains:
             pre = {k: v for k, v in d["pretrain"].items() if k not in PretrainConfig.bookkeeping}
@@ -627,6 +634,7 @@ def _check_values(cfg: Config) -> None:
         raise ConfigError("backbone.clip.mean and .std need 3 values (RGB)")
     if min(c.std) <= 0:
         raise ConfigError(f"backbone.clip.std: must be > 0, got {c.std}")
+    at_least("backbone.clip.fps", c.fps, 0)
     a = cfg.augment
     for name in ("crop_scale", "crop_ratio", "blur_sigma"):
         v = getattr(a, name)

@@ -105,7 +105,7 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
         log(f"note: {ckpt} holds an unfinished run of this configuration; starting afresh "
             "(pass --resume to continue it)")
     spec = method.sample_spec()
-    videos = VideoSet(root, entries, cfg.data.cache_frames)
+    videos = VideoSet(root, entries, cfg.data.cache_frames, fps=cfg.backbone.clip.fps)
     videos.preload("decoding pre-training videos", progress)
     labels = None
     if spec.label is not None:

@@ -113,8 +113,9 @@ def task_groups(ctx: EvalContext, c, share: bool = True) -> Iterator[TaskGroup]:
         root, entries = load_split(ctx, dataset, train_split)
         entries = low_shot(entries, tasks[0].label, c)
         ids = [e.get("id", e["path"]) for e in entries] if c.low_shot else None
-        yield TaskGroup(tasks, VideoSet(root, entries, cfg.data.cache_frames),
-                        VideoSet(*load_split(ctx, dataset, test_split), cfg.data.cache_frames), ids,
+        fps = cfg.backbone.clip.fps
+        yield TaskGroup(tasks, VideoSet(root, entries, cfg.data.cache_frames, fps=fps),
+                        VideoSet(*load_split(ctx, dataset, test_split), cfg.data.cache_frames, fps=fps), ids,
                         sorted({t.label for t in tasks}))
 
 

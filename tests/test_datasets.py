@@ -279,3 +279,23 @@ def test_resize_keeps_the_layout_and_annotations_and_resumes(minis, tmp_path):
     assert len(train) == 12 and all(e["frames"] == 60 for e in train)
     stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.avi")}
     assert main(args) == 0 and {p: p.stat().st_mtime_ns for p in out.rglob("*.avi")} == stamp
+
+
+def test_clips_are_cut_in_time_at_the_encoders_rate(minis, tmp_path):
+    """With backbone.clip.fps = 30, an 8x8 clip lasts 56/30 s in the K400 miniature's 25 fps and 29.97 fps
+    files alike: each target frame maps to the source frame on screen at that moment."""
+    ds, cfg = _load("k400", minis["k400"], tmp_path)
+    videos_dir, entries = ds.split(cfg, tmp_path, "val", progress=False)
+    by_rate = {round(e["fps"]): e for e in entries}
+    assert set(by_rate) == {25, 30}
+    for e in by_rate.values():
+        videos = VideoSet(videos_dir, [e], cache_frames=False, fps=30)
+        src = e["fps"]
+        assert videos.num_frames(0) == int(e["frames"] * 30 / src)
+        idx = np.arange(0, 57, 8)  # an 8x8 clip's target-rate indices
+        got = videos.frames(0, idx)
+        expected = VideoSet(videos_dir, [e], cache_frames=False).frames(0, (idx * src / 30).astype(int))
+        assert np.array_equal(got, expected)
+        assert (idx[-1] * src / 30) / src == pytest.approx(56 / 30)  # the same 1.87 s at either rate
+    plain = VideoSet(videos_dir, [by_rate[25]], cache_frames=False)  # fps 0: the video's own frames
+    assert plain.num_frames(0) == by_rate[25]["frames"]

@@ -45,13 +45,20 @@ class BadVideos:
 
 
 class VideoSet:
-    """The videos of one split: paths, frame counts, and an optional in-memory cache of decoded frames."""
+    """The videos of one split: paths, frame counts, and an optional in-memory cache of decoded frames.
 
-    def __init__(self, root: Path, entries: list[dict], cache_frames: bool, seek_gap: int = 32):
+    With `fps` > 0, frame indices are in time at that rate: video i has `num_frames(i)` frames at `fps`,
+    and `frames` maps each to the source frame shown at that moment (entries carry their source `fps`;
+    an entry without one, like the embedded data, is read in its own frames). Samplers and datasets
+    above work in these units unchanged.
+    """
+
+    def __init__(self, root: Path, entries: list[dict], cache_frames: bool, seek_gap: int = 32, fps: float = 0.0):
         self.root = Path(root)
         self.entries = entries
         self.cache_frames = cache_frames
         self.seek_gap = seek_gap
+        self.fps = fps
         self._cache: dict[int, np.ndarray] = {}
         self._errors: dict[int, VideoDecodeError] = {}
 
@@ -61,11 +68,21 @@ class VideoSet:
     def path(self, i: int) -> Path:
         return self.root / self.entries[i]["path"]
 
+    def _ratio(self, i: int) -> float:
+        """Source frames per target frame (1 when reading source frames)."""
+        src = self.entries[i].get("fps")
+        return src / self.fps if self.fps and src else 1.0
+
     def num_frames(self, i: int) -> int:
-        return int(self.entries[i]["frames"])
+        n = int(self.entries[i]["frames"])
+        r = self._ratio(i)
+        return n if r == 1.0 else max(1, int(n / r))
 
     def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
         """uint8 (len(indices), H, W, 3). Cached mode decodes each video once for the whole run."""
+        r = self._ratio(i)
+        if r != 1.0:  # target-rate indices -> the source frame on screen at that time
+            indices = np.minimum((np.asarray(indices) * r).astype(np.int64), int(self.entries[i]["frames"]) - 1)
         if self.cache_frames:
             if i in self._errors:
                 raise self._errors[i]
@@ -73,12 +90,12 @@ class VideoSet:
                 self._cache[i] = self._decode_all(i)
             full = self._cache[i]
             return full[np.minimum(indices, len(full) - 1)]
-        return decode_frames(self.path(i), indices, seek_gap=self.seek_gap, expect=self.num_frames(i))
+        return decode_frames(self.path(i), indices, seek_gap=self.seek_gap, expect=int(self.entries[i]["frames"]))
 
     def _decode_all(self, i: int) -> np.ndarray:
         """Every frame of video i; one that holds fewer frames than its entry says is truncated, not padded."""
         full = decode_frames(self.path(i))
-        expected = self.num_frames(i)
+        expected = int(self.entries[i]["frames"])
         if expected - len(full) > truncation_slack(expected):
             raise VideoDecodeError(f"{self.path(i)}: truncated: {len(full)} frames decode of the {expected} "
                                    "its header gives")

@@ -138,7 +138,8 @@ class RealDataset:
                 continue
             info = index.get(rel, {})
             bad += "error" in info
-            entries.append({"id": vid, "path": rel, "frames": int(info.get("frames", 0)), "labels": {"class": label}})
+            entries.append({"id": vid, "path": rel, "frames": int(info.get("frames", 0)), "labels": {"class": label},
+                            **({"fps": info["fps"]} if info.get("fps") else {})})
         if lst.problems:
             warnings.warn(f"{cls.name}: {len(lst.problems)} annotation lines are left out, e.g. "
                           f"{lst.problems[0][0]}: {lst.problems[0][1]}", stacklevel=2)
