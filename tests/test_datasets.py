@@ -299,3 +299,37 @@ def test_clips_are_cut_in_time_at_the_encoders_rate(minis, tmp_path):
         assert (idx[-1] * src / 30) / src == pytest.approx(56 / 30)  # the same 1.87 s at either rate
     plain = VideoSet(videos_dir, [by_rate[25]], cache_frames=False)  # fps 0: the video's own frames
     assert plain.num_frames(0) == by_rate[25]["frames"]
+
+
+def test_the_index_records_each_files_keyframe_spacing_and_reads_use_it(minis, tmp_path, monkeypatch):
+    """The probe measures the keyframe interval from the container (25 for the UCF101 miniature's AVIs,
+    8 after a resize with --gop 8); reads of such a video seek only across more than that many frames."""
+    from harness.data import datasets
+    from harness.data.resize import resize_video
+    from harness.data.video import keyframe_interval
+
+    ds, cfg = _load("ucf101", minis["ucf101"], tmp_path)
+    _, train = ds.split(cfg, tmp_path, "train", progress=False)
+    assert {e["gop"] for e in train} == {25}
+    src = minis["ucf101"] / "UCF-101" / train[0]["path"]
+    resize_video(str(src), str(tmp_path / "small.avi"), 120, 8)
+    assert keyframe_interval(tmp_path / "small.avi") == 8
+    seen = []
+    monkeypatch.setattr(datasets, "decode_frames", lambda *a, **k: seen.append(k["seek_gap"]) or np.zeros((1, 1, 1, 3)))
+    VideoSet(tmp_path, [{"path": "x.avi", "frames": 50, "gop": 100}], cache_frames=False).frames(0, np.arange(3))
+    assert seen == [100]
+
+
+def test_loader_workers_read_the_preloaded_cache_and_add_nothing_to_it(minis, tmp_path, monkeypatch):
+    """Frames cached before the DataLoader's workers start are shared with them; a worker decodes what is
+    not cached for the sample alone, so caches never multiply with the workers."""
+    from harness.data import datasets
+
+    ds, cfg = _load("ucf101", minis["ucf101"], tmp_path)
+    root, train = ds.split(cfg, tmp_path, "train", progress=False)
+    videos = VideoSet(root, train[:2], cache_frames=True)
+    videos.preload("", progress=False)
+    videos._cache.pop(1)
+    monkeypatch.setattr(datasets, "get_worker_info", lambda: object())  # as inside a worker process
+    a, b = videos.frames(0, np.arange(4)), videos.frames(1, np.arange(4))
+    assert a.shape == b.shape == (4, 240, 320, 3) and list(videos._cache) == [0]

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from harness.config import AugmentConfig, ClipConfig
 from harness.data import sampling
@@ -86,11 +86,17 @@ class VideoSet:
         if self.cache_frames:
             if i in self._errors:
                 raise self._errors[i]
-            if i not in self._cache:
+            if i not in self._cache and get_worker_info() is None:
                 self._cache[i] = self._decode_all(i)
-            full = self._cache[i]
-            return full[np.minimum(indices, len(full) - 1)]
-        return decode_frames(self.path(i), indices, seek_gap=self.seek_gap, expect=int(self.entries[i]["frames"]))
+            if i in self._cache:
+                full = self._cache[i]
+                return full[np.minimum(indices, len(full) - 1)]
+            # in a DataLoader worker, only what `preload` decoded before the workers started is shared (the
+            # processes inherit it); a cache filled in a worker would be one more copy per worker, lost
+            # when it exits, so a video not preloaded is decoded for this sample alone
+        gop = int(self.entries[i].get("gop") or 0)
+        return decode_frames(self.path(i), indices, seek_gap=max(self.seek_gap, gop),
+                             expect=int(self.entries[i]["frames"]))
 
     def _decode_all(self, i: int) -> np.ndarray:
         """Every frame of video i; one that holds fewer frames than its entry says is truncated, not padded."""

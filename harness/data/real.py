@@ -2,7 +2,7 @@
 
 A dataset class lists a split's videos as the rest of the harness expects, `(videos folder, entries)`
 with an `id`, a `path`, the frame count and the `class` label. Frame counts come from a per-dataset
-index: the first use probes every listed video once (frames, fps, size, audio; in parallel processes
+index: the first use probes every listed video once (frames, fps, size, audio, keyframe spacing; in parallel processes
 with a progress bar) and stores the result in the cache, keyed by the annotation files' bytes and the
 videos' sizes, so later runs start in seconds and a changed copy is probed again. A listed video that
 is missing or cannot be probed stays in its split with 0 frames: decoding it fails and the run counts it
@@ -68,16 +68,19 @@ def _listing(name: str, root: str, annotations: str, split: str) -> formats.List
 
 
 def _probe_one(path: str) -> dict:
-    from harness.data.video import probe
+    from harness.data.video import keyframe_interval, probe
 
     if not os.path.exists(path):
         return {"error": "missing"}
     try:
         info = probe(path)
+        gop = keyframe_interval(path)
     except VideoDecodeError as e:
         return {"error": str(e)}
+    except Exception as e:  # av raises several types when demuxing a damaged file
+        return {"error": f"{type(e).__name__}: {e}"}
     return {"frames": info.num_frames, "fps": info.fps, "width": info.width, "height": info.height,
-            "audio": info.has_audio}
+            "audio": info.has_audio, "gop": gop}
 
 
 def load_index(name: str, listing: formats.Listing, cache_root: Path, progress: bool) -> dict[str, dict]:
@@ -139,7 +142,8 @@ class RealDataset:
             info = index.get(rel, {})
             bad += "error" in info
             entries.append({"id": vid, "path": rel, "frames": int(info.get("frames", 0)), "labels": {"class": label},
-                            **({"fps": info["fps"]} if info.get("fps") else {})})
+                            **({"fps": info["fps"]} if info.get("fps") else {}),
+                            **({"gop": info["gop"]} if info.get("gop") else {})})
         if lst.problems:
             warnings.warn(f"{cls.name}: {len(lst.problems)} annotation lines are left out, e.g. "
                           f"{lst.problems[0][0]}: {lst.problems[0][1]}", stacklevel=2)

@@ -77,6 +77,25 @@ def to_rgb(frames: list) -> np.ndarray:
     return av.VideoFrame.from_ndarray(tall, format="yuv420p").to_ndarray(format="rgb24").reshape(len(frames), h, w, 3)
 
 
+def keyframe_interval(path: str | Path, max_packets: int = 2000) -> int:
+    """Frames between keyframes (the median spacing of the first `max_packets` video packets; the packets
+    read when there is a single keyframe among them), from the container alone: nothing is decoded."""
+    import av
+
+    with av.open(str(path)) as c:
+        keys, n = [], 0
+        for pkt in c.demux(video=0):
+            if pkt.size == 0:
+                continue  # the flush packet
+            if pkt.is_keyframe:
+                keys.append(n)
+            n += 1
+            if n >= max_packets:
+                break
+    gaps = sorted(b - a for a, b in zip(keys, keys[1:]))
+    return gaps[len(gaps) // 2] if gaps else max(n, 1)
+
+
 def truncation_slack(expected: int) -> int:
     """How many frames a file may decode short of its header's count before it counts as truncated:
     container counts of healthy files can be off by a frame or two (edit lists, rounding)."""
