@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -227,10 +228,14 @@ def data_verify(
         dcfg.validate()
         check_writable(cfg.cache_root(), "cache folder")
         clip = cfg.backbone.clip
-        report = verify(name, ds.listing(dcfg), cfg.cache_root(), clip_span(clip.frames, clip.stride),
-                        cfg.data.max_bad_fraction, progress=not quiet)
-        typer.echo(report.text())
-        if not report.usable:
+        usable = True
+        for k in ("1", "2", "3") if getattr(dcfg, "split", None) == "all" else (None,):
+            listing = ds.listing(dcfg if k is None else replace(dcfg, split=k))
+            report = verify(name if k is None else f"{name}-split{k}", listing, cfg.cache_root(),
+                            clip_span(clip.frames, clip.stride), cfg.data.max_bad_fraction, progress=not quiet)
+            typer.echo(report.text())
+            usable &= report.usable
+        if not usable:
             raise typer.Exit(3)
 
 

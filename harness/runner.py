@@ -12,11 +12,13 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader
@@ -29,7 +31,7 @@ from harness.data.manifest import atomic_json, verify
 from harness.engine import atomic_save, resolve_device, seed_everything, train
 from harness.errors import ConfigError
 from harness.results import check_writable, git_commit, versions, write_record
-from protocols.base import EvalContext
+from protocols.base import EvalContext, TaskResult
 
 
 def log(msg: str) -> None:
@@ -140,6 +142,55 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
     return {**info, "reused": False, "checkpoint": str(enc_path)}
 
 
+OFFICIAL_SPLITS = ("1", "2", "3")
+
+
+def each_split(cfg: Config) -> Iterator[str | None]:
+    """Set each official split in turn on the task datasets configured with `split = "all"` (UCF101, HMDB51),
+    yielding it; once, with None, when there are none. The configuration is restored afterwards."""
+    multi = [d for d in cfg.task_datasets() if getattr(cfg.datasets[d], "split", None) == "all"]
+    if not multi:
+        yield None
+        return
+    saved = {d: cfg.datasets[d] for d in multi}
+    try:
+        for k in OFFICIAL_SPLITS:
+            for d in multi:
+                cfg.datasets[d] = replace(saved[d], split=k)
+            yield k
+    finally:
+        cfg.datasets.update(saved)
+
+
+def evaluate_splits(protocol, exports: dict, ctx: EvalContext) -> list:
+    """`protocol.evaluate`, once per official split when a task's dataset has `split = "all"`: each split's
+    result is kept as `<task>@split<k>`, and `<task>` reports the mean over the splits with their spread
+    (`extra.split_std`, `extra.splits`), as the papers report UCF101 and HMDB51."""
+    cfg = ctx.cfg
+    multi = {d for d in cfg.task_datasets() if getattr(cfg.datasets[d], "split", None) == "all"}
+    runs = [(k, protocol.evaluate(exports, ctx)) for k in each_split(cfg)]
+    if runs[0][0] is None:
+        return runs[0][1]
+    out, per_task = [], {}
+    for k, results in runs:
+        for r in results:
+            if catalog.TASKS.get(r.task).dataset not in multi:
+                if k == OFFICIAL_SPLITS[0]:
+                    out.append(r)  # a task of another dataset: scored once
+                continue
+            per_task.setdefault(r.task, []).append(r)
+            out.append(replace(r, task=f"{r.task}@split{k}"))
+    for task, rs in per_task.items():
+        metrics = {m: statistics.mean(r.metrics[m] for r in rs) for m in rs[0].metrics}
+        out.append(TaskResult(task=task, metrics=metrics,
+                              costs={c: sum(r.costs.get(c, 0.0) for r in rs) for c in rs[0].costs},
+                              counts={c: sum(r.counts.get(c, 0) for r in rs) for c in ("train_videos", "test_videos")},
+                              bad_videos={p: e for r in rs for p, e in r.bad_videos.items()},
+                              extra={"splits": list(OFFICIAL_SPLITS),
+                                     "split_std": {m: statistics.stdev(r.metrics[m] for r in rs) for m in metrics}}))
+    return out
+
+
 def encoder_key(cfg: Config, plan: Plan) -> str:
     """Names the encoder a protocol scores: its pre-training key, or for an untrained encoder a hash of
     its settings and seed (the protocols that train cache their fits under it)."""
@@ -167,11 +218,12 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
     if missing:
         raise ConfigError(f"protocol {cfg.protocol!r} scores the {' and '.join(missing)} tower(s), which "
                           f"{cfg.method!r} does not learn (it exports: {', '.join(method.exports())})")
-    protocol.check(ctx)  # what only the data can tell, before any pre-training
+    for _ in each_split(cfg):
+        protocol.check(ctx)  # what only the data can tell, before any pre-training
     pre = pretrain(cfg, plan, method, resume, retrain, progress)
     t1 = time.perf_counter()
     log(f"scoring {cfg.method} with protocol {cfg.protocol} on {', '.join(getattr(cfg.protocol_cfg, 'tasks', []))}")
-    results = protocol.evaluate(method.exports(), ctx)
+    results = evaluate_splits(protocol, method.exports(), ctx)
     t2 = time.perf_counter()
     datasets = {name: dataset_identity(cfg, name)
                 for name in dict.fromkeys([*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()])}

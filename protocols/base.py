@@ -70,10 +70,15 @@ class Protocol:
             "train_resolution": clip.crop_size, "test_short_side": clip.test_short_side,
             "views": _views_text(getattr(c, "temporal_views", 1), getattr(c, "spatial_views", 1)),
             "feature_layer": "the encoder's output: global average pool of its last stage",
-            "tasks": {r.task: {"train_split": TASKS.get(r.task).train_split, "test_split": TASKS.get(r.task).test_split,
+            "tasks": {r.task: {"train_split": _task(r.task).train_split, "test_split": _task(r.task).test_split,
                                "train_videos": r.counts.get("train_videos"), "test_videos": r.counts.get("test_videos"),
                                "unreadable_videos": len(r.bad_videos)} for r in results},
         }
+
+
+def _task(name: str):
+    """The task of a result, also of one official split's result (`ucf101@split2`)."""
+    return TASKS.get(name.split("@", 1)[0])
 
 
 def _views_text(temporal: int, spatial: int) -> str:

@@ -123,7 +123,7 @@ def test_a_missing_root_or_split_is_a_config_error(tmp_path):
         load_config("ci", ["protocol.tasks=['ucf101']"])
     with pytest.raises(ConfigError, match="is not a folder"):
         load_config("ci", ["protocol.tasks=['ucf101']", f"datasets.ucf101.root='{tmp_path / 'nope'}'"])
-    with pytest.raises(ConfigError, match="split: 1, 2 or 3"):
+    with pytest.raises(ConfigError, match="split: 1, 2, 3 or all"):
         load_config("ci", ["protocol.tasks=['hmdb51']", f"datasets.hmdb51.root='{tmp_path}'",
                            "datasets.hmdb51.split='4'"])
 
@@ -333,3 +333,24 @@ def test_loader_workers_read_the_preloaded_cache_and_add_nothing_to_it(minis, tm
     monkeypatch.setattr(datasets, "get_worker_info", lambda: object())  # as inside a worker process
     a, b = videos.frames(0, np.arange(4)), videos.frames(1, np.arange(4))
     assert a.shape == b.shape == (4, 240, 320, 3) and list(videos._cache) == [0]
+
+
+@pytest.mark.e2e
+def test_split_all_scores_the_three_official_splits_and_reports_their_mean(minis, tmp_path):
+    from harness.cli import main
+
+    results = tmp_path / "results"
+    argv = ["run", "--method", "random_init", "--protocol", "knn", "--profile", "ci", "-q",
+            "--results-dir", str(results), "--set", f"run.cache_dir='{tmp_path / 'cache'}'",
+            "--set", f"datasets.ucf101.root='{minis['ucf101']}'", "--set", "datasets.ucf101.split='all'",
+            "--set", "protocol.tasks=['ucf101', 'digits-motion']"]
+    assert main(argv) == 0
+    (path,) = (results / "runs").glob("*.json")
+    rec = json.loads(path.read_text())
+    by = {r["task"]: r for r in rec["results"]}
+    assert sorted(by) == ["digits-motion", "ucf101", "ucf101@split1", "ucf101@split2", "ucf101@split3"]
+    mean = np.mean([by[f"ucf101@split{k}"]["metrics"]["top1"] for k in (1, 2, 3)])
+    assert by["ucf101"]["metrics"]["top1"] == pytest.approx(mean) and "top1" in by["ucf101"]["extra"]["split_std"]
+    assert rec["datasets"]["ucf101"]["split"] == "all" and rec["config"]["datasets"]["ucf101"]["split"] == "all"
+    assert main(["data", "verify", "ucf101", "-q", "--set", f"datasets.ucf101.root='{minis['ucf101']}'",
+                 "--set", "datasets.ucf101.split='all'", "--set", f"run.cache_dir='{tmp_path / 'cache'}'"]) == 0

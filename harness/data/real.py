@@ -29,7 +29,8 @@ from harness.progress import progress_bar
 
 @dataclass
 class RealDatasetConfig:
-    """Where a copy lives; `split` picks UCF101's / HMDB51's official split (1, 2 or 3)."""
+    """Where a copy lives; `split` picks UCF101's / HMDB51's official split (1, 2 or 3; "all": a run scores
+    each and reports their mean and spread)."""
 
     name: ClassVar[str] = ""
 
@@ -46,8 +47,8 @@ class RealDatasetConfig:
                               "writes a miniature to try the harness with")
         if not Path(self.root).expanduser().is_dir():
             raise ConfigError(f"{p}.root: {self.root} is not a folder")
-        if self.name in formats.SPLIT_AWARE and self.split not in ("1", "2", "3"):
-            raise ConfigError(f"{p}.split: 1, 2 or 3, got {self.split!r}")
+        if self.name in formats.SPLIT_AWARE and self.split not in ("1", "2", "3", "all"):
+            raise ConfigError(f"{p}.split: 1, 2, 3 or all, got {self.split!r}")
 
 
 def _config(name: str) -> type:
@@ -168,14 +169,15 @@ class RealDataset:
 
     @classmethod
     def identity(cls, cfg: RealDatasetConfig, cache_root: Path) -> dict[str, Any]:
-        """Which copy a run read: its folder, the split, and a hash of the annotation files."""
-        lst = cls.listing(cfg)
+        """Which copy a run read: its folder, the split(s), and a hash of the annotation files."""
+        splits = ("1", "2", "3") if cfg.split == "all" else (cfg.split,)
+        listings = [_listing(cls.name, cfg.root, cfg.annotations, k) for k in splits]
         h = hashlib.sha256()
-        for f in lst.annotation_files:
+        for f in dict.fromkeys(f for lst in listings for f in lst.annotation_files):
             h.update(Path(f).read_bytes())
         return {"name": cls.name, "root": str(Path(cfg.root).expanduser().resolve()), "split": cfg.split,
-                "annotations": h.hexdigest()[:16], "classes": len(lst.classes),
-                "videos": sum(len(v) for v in lst.splits.values())}
+                "annotations": h.hexdigest()[:16], "classes": len(listings[0].classes),
+                "videos": sum(len(v) for v in listings[0].splits.values())}
 
 
 def _dataset(name: str) -> type:
