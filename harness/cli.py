@@ -80,7 +80,8 @@ def _load(profile=None, sets=None, method=None, protocol=None, seed=None, config
 @app.command()
 def run(
     method: str = typer.Option(..., "--method", "-m", metavar="NAME", help="see `bench list methods`"),
-    protocol: str = typer.Option(..., "--protocol", metavar="NAME", help="see `bench list protocols`"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="NAME",
+                                           help="see `bench list protocols` (default: the profile's own)"),
     profile: Optional[str] = ProfileOpt,
     set_: Optional[List[str]] = SetOpt,
     seed: Optional[int] = SeedOpt,
@@ -226,6 +227,7 @@ def data_verify(
             raise ConfigError(f"{name} is generated: `bench data prepare {name}` checks and repairs it")
         dcfg = cfg.datasets[name]
         dcfg.validate()
+        dcfg.check_copy()
         check_writable(cfg.cache_root(), "cache folder")
         clip = cfg.backbone.clip
         usable = True
@@ -261,6 +263,7 @@ def data_resize(
             raise ConfigError(f"{name} is generated; resize applies to a copy of a real dataset")
         dcfg = cfg.datasets[name]
         dcfg.validate()
+        dcfg.check_copy()
         if short_side < 2 or gop < 1:
             raise ConfigError(f"--short-side must be >= 2 and --gop >= 1, got {short_side} and {gop}")
         src, target = Path(dcfg.root).expanduser().resolve(), Path(out).expanduser().resolve()

@@ -55,6 +55,10 @@ def preflight(cfg: Config) -> Plan:
     precision = resolved_precision(cfg.pretrain.precision, device.type)
     check_writable(cfg.runs_dir(), "results folder")
     check_writable(cfg.cache_root(), "cache folder")
+    for name in dict.fromkeys([*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()]):
+        check = getattr(cfg.datasets[name], "check_copy", None)  # a real dataset: is the copy there?
+        if check is not None:
+            check()
     if not cfg.pretrains:
         return Plan(device, precision, None, None, None)
     version = code_version.pretrain_version(cfg.method)

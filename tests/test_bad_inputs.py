@@ -23,7 +23,6 @@ S = "--set"
 CASES: list[tuple] = [
     # ------------------------------------------------------------------ the command line itself
     ("no-method", ["run", "--protocol", "linear"], {}, 2, "Missing option '--method'"),
-    ("no-protocol", ["run", "-m", "rho_byol"], {}, 2, "Missing option '--protocol'"),
     ("unknown-option", [*RUN, "--bogus"], {}, 2, "No such option: --bogus"),
     ("unknown-command", ["train"], {}, 2, "No such command 'train'"),
     ("empty-method", ["run", "-m", "", "--protocol", "linear"], {}, 2, "--method: empty value"),

@@ -157,3 +157,11 @@ def test_cli_list_and_show():
     assert "[methods.rho_byol]" in p.stdout and "random_init" not in p.stdout  # only the sections in use
     p = subprocess.run([sys.executable, "-m", "harness.cli", "config", "show", "--all"], capture_output=True, text=True)
     assert p.returncode == 0 and "[methods.random_init]" in p.stdout and "[profiles" not in p.stdout
+
+
+def test_each_profile_names_its_default_protocol_and_the_paper_one_its_datasets():
+    assert load_config("ci").protocol == load_config("embedded").protocol == "linear-cached"
+    paper = load_config("paper")
+    assert paper.protocol == "linear" and paper.pretrain.dataset == "k400" and paper.protocol_cfg.tasks == ["k400"]
+    assert paper.backbone.clip.fps == 30 and paper.data.max_bad_fraction == 0.05
+    assert load_config("paper", protocol="finetune").protocol_cfg.tasks == ["ucf101", "hmdb51"]

@@ -118,11 +118,14 @@ def test_the_index_is_built_once_and_rebuilt_when_the_copy_changes(minis, tmp_pa
     assert [p.stat().st_mtime_ns for p in (tmp_path / "indexes").glob("*.json")] == [stamp]
 
 
-def test_a_missing_root_or_split_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"datasets.ucf101.root: set the folder"):
-        load_config("ci", ["protocol.tasks=['ucf101']"])
-    with pytest.raises(ConfigError, match="is not a folder"):
-        load_config("ci", ["protocol.tasks=['ucf101']", f"datasets.ucf101.root='{tmp_path / 'nope'}'"])
+def test_a_missing_root_or_split_is_a_config_error_before_any_work(tmp_path, capsys):
+    from harness.cli import main
+
+    run = ["run", "-m", "rho_byol", "-p", "ci", "-q", "--set", "protocol.tasks=['ucf101']", "--set",
+           f"run.cache_dir='{tmp_path}'", "--results-dir", str(tmp_path / "r")]
+    assert main(run) == 2 and "datasets.ucf101.root: set the folder" in capsys.readouterr().err
+    assert main([*run, "--set", f"datasets.ucf101.root='{tmp_path / 'nope'}'"]) == 2
+    assert "is not a folder" in capsys.readouterr().err and not (tmp_path / "checkpoints").exists()
     with pytest.raises(ConfigError, match="split: 1, 2, 3 or all"):
         load_config("ci", ["protocol.tasks=['hmdb51']", f"datasets.hmdb51.root='{tmp_path}'",
                            "datasets.hmdb51.split='4'"])

@@ -41,14 +41,19 @@ class RealDatasetConfig:
 
     def validate(self) -> None:
         p = f"datasets.{self.name}"
+        if self.name in formats.SPLIT_AWARE and self.split not in ("1", "2", "3", "all"):
+            raise ConfigError(f"{p}.split: 1, 2, 3 or all, got {self.split!r}")
+
+    def check_copy(self) -> None:
+        """That the copy is there: run before any work by the commands that read it (a profile may name
+        a dataset whose root a user sets only when running it)."""
+        p = f"datasets.{self.name}"
         if not self.root:
             raise ConfigError(f"{p}.root: set the folder of your copy ([datasets.{self.name}] root = \"...\" in "
                               f"bench.toml, or --set {p}.root=/path); `bench data synth --format {self.name}` "
                               "writes a miniature to try the harness with")
         if not Path(self.root).expanduser().is_dir():
             raise ConfigError(f"{p}.root: {self.root} is not a folder")
-        if self.name in formats.SPLIT_AWARE and self.split not in ("1", "2", "3", "all"):
-            raise ConfigError(f"{p}.split: 1, 2, 3 or all, got {self.split!r}")
 
 
 def _config(name: str) -> type:
