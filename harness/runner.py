@@ -28,6 +28,7 @@ from harness.backbones import build_encoder
 from harness.config import Config, resolved_precision
 from harness.data.datasets import BadVideos, EpochBatches, PretrainClips, VideoSet
 from harness.data.manifest import atomic_json, verify
+from harness.data.sampling import clip_span
 from harness.engine import atomic_save, resolve_device, seed_everything, train
 from harness.errors import ConfigError
 from harness.results import check_writable, git_commit, versions, write_record
@@ -136,7 +137,9 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
         f"of {cfg.pretrain.batch_size}x{data.views} clips) on {plan.device.type} ({plan.precision}) -> {out}")
     stats = train(method, make_loader, steps.total_steps, data.views, cfg.pretrain, plan.device, ckpt, resume,
                   on_bad=on_bad, fingerprint=plan.key, progress=progress, log=log)
-    info = {"key": plan.key, "code_version": plan.code_version, "git_commit": git_commit(),
+    span = clip_span(cfg.backbone.clip.frames, cfg.backbone.clip.stride)
+    info = {"short_videos": sum(0 < videos.num_frames(i) < span for i in range(len(videos))),
+            "key": plan.key, "code_version": plan.code_version, "git_commit": git_commit(),
             "device": plan.device.type, "data": dataset_identity(cfg, cfg.pretrain.dataset),
             "videos": len(videos), "config": cfg.encoder_identity(True), "seed": cfg.run.seed, **asdict(stats)}
     atomic_save(method.encoder.state_dict(), enc_path)
@@ -195,6 +198,31 @@ def evaluate_splits(protocol, exports: dict, ctx: EvalContext) -> list:
     return out
 
 
+def short_videos(cfg: Config, tasks: list[str]) -> dict[str, dict[str, int]]:
+    """Per task and split, how many videos are shorter than one clip (sampled with repeats of their last
+    frame, as the papers' loaders do): the protocol card reports them."""
+    import warnings
+
+    span = clip_span(cfg.backbone.clip.frames, cfg.backbone.clip.stride)
+    out = {}
+    for name in tasks:
+        if name not in catalog.TASKS:
+            continue  # one official split's result (`ucf101@split1`): counted under the task itself
+        t = catalog.TASKS.get(name)
+        if getattr(cfg.datasets[t.dataset], "split", None) == "all":
+            continue
+        counts = {}
+        for split in (t.train_split, t.test_split):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the split's own warnings were shown when it was scored
+                root, entries = catalog.DATASETS.get(t.dataset).split(cfg.datasets[t.dataset], cfg.cache_root(),
+                                                                      split, progress=False)
+            videos = VideoSet(root, entries, False, fps=cfg.backbone.clip.fps)
+            counts[split] = sum(0 < videos.num_frames(i) < span for i in range(len(videos)))
+        out[name] = counts
+    return out
+
+
 def encoder_key(cfg: Config, plan: Plan) -> str:
     """Names the encoder a protocol scores: its pre-training key, or for an untrained encoder a hash of
     its settings and seed (the protocols that train cache their fits under it)."""
@@ -232,13 +260,16 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
     datasets = {name: dataset_identity(cfg, name)
                 for name in dict.fromkeys([*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()])}
     unreadable = sorted({*pre.get("bad_videos", {}), *(p for r in results for p in r.bad_videos)})
+    card = protocol.card(cfg, results)
+    for name, counts in short_videos(cfg, [r.task for r in results]).items():
+        card["tasks"][name]["short_videos"] = counts
     record = {
         "schema": 2,
         "method": cfg.method, "protocol": cfg.protocol, "profile": cfg.profile, "backbone": cfg.backbone.name,
         "seed": cfg.run.seed, "tasks": [r.task for r in results], "results": [asdict(r) for r in results],
         "code_version": {"pretrain": plan.code_version, "protocol": code_version.protocol_version(cfg.protocol)},
         "identity": {"encoder": cfg.encoder_identity(cfg.pretrains), "protocol": cfg.protocol_identity()},
-        "protocol_card": {"protocol": cfg.protocol, **protocol.card(cfg, results),
+        "protocol_card": {"protocol": cfg.protocol, **card,
                           "scored_encoder": plan.key if cfg.pretrains else f"untrained {cfg.backbone.name}, seed "
                                                                            f"{cfg.run.seed}"},
         "datasets": datasets, "unreadable_videos": unreadable,

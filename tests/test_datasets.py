@@ -174,12 +174,15 @@ def test_finetune_on_the_ucf101_miniature(minis, tmp_path):
     results = tmp_path / "results"
     argv = ["run", "--method", "random_init", "--protocol", "finetune", "--profile", "ci", "-q",
             "--results-dir", str(results), "--set", f"run.cache_dir='{tmp_path / 'cache'}'",
-            "--set", f"datasets.ucf101.root='{minis['ucf101']}'", "--set", "protocol.tasks=['ucf101']"]
+            "--set", f"datasets.ucf101.root='{minis['ucf101']}'", "--set", "protocol.tasks=['ucf101']",
+            "--set", "backbone.clip.stride=8"]  # 8x8 clips span 57 frames: the 50-frame videos are short
     assert main(argv) == 0
     (path,) = (results / "runs").glob("*.json")
-    (r,) = json.loads(path.read_text())["results"]
+    rec = json.loads(path.read_text())
+    (r,) = rec["results"]
     assert r["task"] == "ucf101" and r["counts"]["train_videos"] == 16 and r["counts"]["test_videos"] == 8
     assert 0 <= r["metrics"]["top1"] <= 100 and r["extra"]["fit"]["steps"] == 2
+    assert rec["protocol_card"]["tasks"]["ucf101"]["short_videos"] == {"train": 16, "test": 8}
 
 
 def _audio_only(path: Path) -> None:
@@ -357,3 +360,21 @@ def test_split_all_scores_the_three_official_splits_and_reports_their_mean(minis
     assert rec["datasets"]["ucf101"]["split"] == "all" and rec["config"]["datasets"]["ucf101"]["split"] == "all"
     assert main(["data", "verify", "ucf101", "-q", "--set", f"datasets.ucf101.root='{minis['ucf101']}'",
                  "--set", "datasets.ucf101.split='all'", "--set", f"run.cache_dir='{tmp_path / 'cache'}'"]) == 0
+
+
+def test_k400_also_reads_path_label_lists(minis, tmp_path):
+    """PySlowFast / mmaction2 style `path label` lists (a path with a space in it included) instead of the CSVs."""
+    import shutil
+
+    root = tmp_path / "k400"
+    shutil.copytree(minis["k400"], root, ignore=shutil.ignore_patterns("annotations"))
+    vids = sorted(p.relative_to(root).as_posix() for p in (root / "val").glob("*.mp4"))
+    (root / "val" / "with space.mp4").write_bytes((root / vids[0]).read_bytes())
+    (root / "annotations").mkdir()
+    (root / "annotations/train.csv").write_text("".join(f"{v} {i % 3}\n" for i, v in enumerate(vids)))
+    (root / "annotations/val.csv").write_text(f"val/with space.mp4 2\n{vids[1]} 0\n")
+    ds, cfg = _load("k400", root, tmp_path)
+    assert ds.classes(cfg, tmp_path) == ("0", "1", "2")
+    videos, val = ds.split(cfg, tmp_path, "val", progress=False)
+    assert [(e["path"], e["labels"]["class"]) for e in val] == [("val/with space.mp4", 2), (vids[1], 0)]
+    assert all(e["frames"] > 0 for e in val)

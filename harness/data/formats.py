@@ -72,7 +72,13 @@ def read_k400(root: Path, annotations: Path | None = None) -> Listing:
     ann = annotations or _first_dir(root, ("annotations",))
     files = {s: next((ann / n for n in names if (ann / n).exists()), None) for s, names in K400_SPLIT_FILES.items()}
     if files["train"] is None:
-        raise ConfigError(f"k400: no train.csv (or kinetics_train.csv) in {ann}; set datasets.k400.annotations")
+        lists = {s: next((ann / n for n in names if (ann / n).exists()), None) for s, names in PATH_LABEL_FILES.items()}
+        if lists["train"] is not None:
+            return read_path_label_lists(root, {s: p for s, p in lists.items() if p is not None})
+        raise ConfigError(f"k400: no train.csv (or kinetics_train.csv, or a `path label` list train.txt) in {ann}; "
+                          "set datasets.k400.annotations")
+    if files["train"].read_text(encoding="utf-8", errors="replace").split("\n", 1)[0].count(",") < 3:
+        return read_path_label_lists(root, {s: p for s, p in files.items() if p is not None})
     rows = {s: _k400_rows(p) for s, p in files.items() if p is not None}
     classes = tuple(sorted({r["label"] for r in rows["train"]}))
     index = {c: i for i, c in enumerate(classes)}
@@ -94,6 +100,25 @@ def read_k400(root: Path, annotations: Path | None = None) -> Listing:
             out.append((found.get(stem, f"{s}/{stem}.mp4"), index[r["label"]], stem))
         splits[s] = out
     return Listing(root, classes, splits, [p for p in files.values() if p is not None], problems)
+
+
+PATH_LABEL_FILES = {"train": ("train.txt", "kinetics400_train_list_videos.txt"),
+                    "val": ("val.txt", "kinetics400_val_list_videos.txt"), "test": ("test.txt",)}
+
+
+def read_path_label_lists(root: Path, files: dict[str, Path]) -> Listing:
+    """The common `path label` lists (PySlowFast's train.csv, mmaction2's and VideoMAE's lists): one video
+    per line, its path relative to the root and an integer label; the path may contain spaces (the label
+    is the last field). The lists name no classes: class i is called "i"."""
+    splits = {}
+    for s, path in files.items():
+        out = []
+        for line in _lines(path):
+            rel, label = line.rsplit(None, 1)
+            out.append((rel, int(label), Path(rel).stem))
+        splits[s] = out
+    n = 1 + max((label for items in splits.values() for _, label, _ in items), default=-1)
+    return Listing(root, tuple(str(i) for i in range(n)), splits, list(files.values()))
 
 
 # ----------------------------------------------------------------------------- UCF101
