@@ -204,7 +204,8 @@ def test_every_protocol_runs_the_ci_profile(protocol, metric, tmp_path, cache_di
     card = rec["protocol_card"]
     assert card["protocol"] == protocol and card["views"].startswith("2x3") and card["scored_encoder"] == rec["pretrain_key"]
     assert card["tasks"]["digits-motion"] == {"train_split": "train", "test_split": "test", "train_videos": 100,
-                                              "test_videos": 60, "unreadable_videos": 0}
+                                              "test_videos": 60, "unreadable_videos": 0,
+                                              "short_videos": {"train": 0, "test": 0}}
     assert main(["leaderboard", "--results-dir", str(results), "--metric", metric]) == 0
     if protocol in ("linear", "finetune"):  # what trains is stored under the encoder's key and reused
         fits = [r["extra"]["fit"] for r in rec["results"]]
