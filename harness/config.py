@@ -143,6 +143,14 @@ class Config:
     protocols: dict[str, Any]
     plugins: list[str] = dataclasses.field(default_factory=list)
     sources: list[str] = dataclasses.field(default_factory=list)  # the files merged, in order
+    # task -> protocol -> settings that protocol uses for that task alone (SSv2 fine-tunes without flips)
+    task_overrides: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+
+    def task_protocol_cfg(self, task: str, protocol: str | None = None) -> Any:
+        """The selected (or named) protocol's settings for `task`: its section with the task's overrides."""
+        name = protocol or self.protocol
+        over = self.task_overrides.get(task, {}).get(name)
+        return dataclasses.replace(self.protocols[name], **over) if over else self.protocols[name]
 
     # convenience accessors -------------------------------------------------
     @property
@@ -210,6 +218,9 @@ class Config:
                  and getattr(cfg, f.name) == f.default}
         body = {k: v for k, v in to_plain(cfg).items() if k not in skip}
         out = _flat({f"protocols.{self.protocol}": body})
+        for t in getattr(cfg, "tasks", []):  # a task's own settings name the variant of the runs that score it
+            if self.task_overrides.get(t, {}).get(self.protocol):
+                out.update(_flat({f"task_overrides.{t}.{self.protocol}": self.task_overrides[t][self.protocol]}))
         for name in self.task_datasets():
             out.update(_flat({f"datasets.{name}": _dataset_identity(self.datasets[name])}))
         return out
@@ -649,6 +660,22 @@ def _check_values(cfg: Config) -> None:
         v = getattr(a, name)
         if not 0 <= v <= 1:
             raise ConfigError(f"augment.{name}: a probability in [0, 1], got {v}")
+    for task, per in cfg.task_overrides.items():  # typed and checked like the sections they override
+        if task not in catalog.TASKS:
+            raise ConfigError(f"task_overrides.{task}: unknown task {task!r}" + _suggest(task, catalog.TASKS.names()))
+        for proto, fields in per.items():
+            if proto not in cfg.protocols:
+                raise ConfigError(f"task_overrides.{task}.{proto}: unknown protocol {proto!r}"
+                                  + _suggest(proto, list(cfg.protocols)))
+            if not isinstance(fields, dict):
+                raise ConfigError(f"task_overrides.{task}.{proto}: expected a table of settings, got {fields!r}")
+            if "tasks" in fields:
+                raise ConfigError(f"task_overrides.{task}.{proto}.tasks: a task's overrides cannot name tasks")
+            base = to_plain(cfg.protocols[proto])
+            built = build(type(cfg.protocols[proto]), {**base, **fields}, f"task_overrides.{task}.{proto}")
+            per[proto] = {k: getattr(built, k) for k in fields}
+            if proto == cfg.protocol and task in getattr(cfg.protocol_cfg, "tasks", []):
+                built.validate()
     checked = [cfg.method_cfg, cfg.protocol_cfg, cfg.backbone_cfg, cfg.dataset_cfg,
                *(cfg.datasets[d] for d in cfg.task_datasets())]
     for section in {id(s): s for s in checked}.values():

@@ -24,7 +24,7 @@ class Finetune(TrainedProtocol):
         decay = f", layer-wise LR decay {c.layer_decay:g}" if c.layer_decay < 1 else ""
         return f"end to end: all encoder weights and a new linear layer (dropout {c.dropout:g}){decay}"
 
-    def classifier(self, encoder: nn.Module, tasks: list[Task], seed: int) -> Classifier:
-        c = self.cfg
+    def classifier(self, encoder: nn.Module, tasks: list[Task], seed: int, c=None) -> Classifier:
+        c = c or self.cfg
         return Classifier(encoder, tasks, frozen=False, dropout=c.dropout, head_init=c.head_init,
                           layer_decay=c.layer_decay, label_smoothing=c.label_smoothing, seed=seed)

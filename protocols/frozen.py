@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ class TaskGroupFeatures:
     seconds: float  # BN re-estimation and both extractions (or loading them from the feature cache)
     train_ids: list[str] | None = None  # the low-shot subset's video ids (None: every training video)
     cache: dict | None = None  # where the features are stored, whether they were reused, what extracting cost
+    cfg: Any = None  # the protocol settings of this group (with its task's overrides)
 
     def extra(self) -> dict:
         """What goes into each of this group's results besides the scores: the low-shot subset, the feature cache."""
@@ -85,6 +86,7 @@ class TaskGroup:
     test: VideoSet
     train_ids: list[str] | None  # the low-shot subset's video ids (None: every training video)
     label_keys: list[str]
+    cfg: Any  # the protocol's settings for this group: its section with the task's `task_overrides`
 
     def bad_counters(self, cfg) -> dict[str, BadVideos]:
         """One counter per split: each split may lose at most `data.max_bad_fraction` of its videos."""
@@ -93,30 +95,39 @@ class TaskGroup:
                 for split, videos in (("train", self.train), ("test", self.test))}
 
 
-def group_tasks(c, share: bool = True) -> list[tuple[tuple[str, str, str], list[Task]]]:
-    """`c.tasks` grouped by (dataset, train split, test split); one task per group when `share` is off
-    or a low-shot subset is drawn (it is drawn per task's label)."""
+def group_tasks(c, share: bool = True, own: set[str] = frozenset()) -> list[tuple[tuple[str, str, str], list[Task]]]:
+    """`c.tasks` grouped by (dataset, train split, test split); one task per group when `share` is off,
+    a low-shot subset is drawn (it is drawn per task's label) or the task has settings of its own (`own`)."""
     groups: dict[tuple, list[Task]] = {}
-    alone = not share or c.low_shot
     for t in (TASKS.get(name) for name in c.tasks):
+        alone = not share or c.low_shot or t.name in own
         groups.setdefault((t.dataset, t.train_split, t.test_split, t.name if alone else ""), []).append(t)
     return [(k[:3], v) for k, v in groups.items()]
+
+
+def group_cfg(ctx: EvalContext, c, tasks: list[Task]):
+    """The protocol settings `c` with the overrides of a group's task (`task_overrides`; a task with
+    overrides is alone in its group)."""
+    over = ctx.cfg.task_overrides.get(tasks[0].name, {}).get(c.section) if len(tasks) == 1 else None
+    return dataclasses.replace(c, **over) if over else c
 
 
 def task_groups(ctx: EvalContext, c, share: bool = True) -> Iterator[TaskGroup]:
     """The videos of each group of tasks (see `group_tasks`), the low-shot subset drawn."""
     cfg = ctx.cfg
-    for (dataset, train_split, test_split), tasks in group_tasks(c, share):
+    own = {t for t, per in cfg.task_overrides.items() if per.get(c.section)}
+    for (dataset, train_split, test_split), tasks in group_tasks(c, share, own):
+        gc = group_cfg(ctx, c, tasks)
         if any(not t.classes for t in tasks):  # a real dataset's classes come from its annotation files
             classes = DATASETS.get(dataset).classes(cfg.datasets[dataset], cfg.cache_root())
             tasks = [t if t.classes else dataclasses.replace(t, classes=tuple(classes)) for t in tasks]
         root, entries = load_split(ctx, dataset, train_split)
-        entries = low_shot(entries, tasks[0].label, c)
-        ids = [e.get("id", e["path"]) for e in entries] if c.low_shot else None
+        entries = low_shot(entries, tasks[0].label, gc)
+        ids = [e.get("id", e["path"]) for e in entries] if gc.low_shot else None
         fps = cfg.backbone.clip.fps
         yield TaskGroup(tasks, VideoSet(root, entries, cfg.data.cache_frames, fps=fps),
                         VideoSet(*load_split(ctx, dataset, test_split), cfg.data.cache_frames, fps=fps), ids,
-                        sorted({t.label for t in tasks}))
+                        sorted({t.label for t in tasks}), gc)
 
 
 def check_tasks(ctx: EvalContext, c) -> None:
@@ -152,7 +163,7 @@ def _load_features(path: Path, g: TaskGroup, t0: float) -> TaskGroupFeatures | N
         return None
     tr, te = Features(**state["train"]), Features(**state["test"])
     info = {"key": path.stem, "reused": True, "extraction_seconds": state["seconds"]}
-    return TaskGroupFeatures(g.tasks, tr, te, {}, time.perf_counter() - t0, g.train_ids, info)
+    return TaskGroupFeatures(g.tasks, tr, te, {}, time.perf_counter() - t0, g.train_ids, info, g.cfg)
 
 
 def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGroupFeatures]:
@@ -167,6 +178,7 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
     cfg, dev = ctx.cfg, ctx.device
     bf16, workers = use_bf16(cfg.pretrain, dev), cfg.data.num_workers
     for g in task_groups(ctx, c):
+        c = g.cfg
         t0 = time.perf_counter()
         path = (cfg.cache_root() / "features" / f"{features_key(ctx, c, g)}.pt"
                 if ctx.encoder_key and c.cache_features else None)
@@ -192,7 +204,7 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
             atomic_save({"train": dataclasses.asdict(tr), "test": dataclasses.asdict(te), "bad": failed,
                          "seconds": seconds}, path)
             info = {"key": path.stem, "reused": False, "extraction_seconds": seconds}
-        yield TaskGroupFeatures(g.tasks, tr, te, failed, seconds, g.train_ids, info)
+        yield TaskGroupFeatures(g.tasks, tr, te, failed, seconds, g.train_ids, info, c)
 
 
 def video_embedding(feats: torch.Tensor) -> torch.Tensor:
@@ -216,19 +228,21 @@ class EmbeddingProtocol(TaskProtocol):
     aggregation = "mean of the L2-normalised view features, normalised"
 
     def score(self, task: Task, bank: torch.Tensor, bank_labels: torch.Tensor, queries: dict[str, torch.Tensor],
-              labels: torch.Tensor) -> tuple[dict[str, float], dict[str, list[float]]]:
-        """(metrics, ci95) of one task; `queries` maps a metric suffix ("" or "_1view") to (M, D) embeddings."""
+              labels: torch.Tensor, c) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """(metrics, ci95) of one task under settings `c`; `queries` maps a metric suffix ("" or "_1view")
+        to (M, D) embeddings."""
         raise NotImplementedError
 
     def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
-        c, results, lay = self.cfg, [], test_layout(self.cfg)
-        for g in frozen_features(exports["video"], ctx, c):
+        results = []
+        for g in frozen_features(exports["video"], ctx, self.cfg):
+            c, lay = g.cfg, test_layout(g.cfg)
             bank = video_embedding(g.train.feats)
             queries = {"": video_embedding(g.test.feats[:, :lay.grid]),
                        "_1view": video_embedding(g.test.feats[:, lay.centre][:, None])}
             for t in g.tasks:
                 t1 = time.perf_counter()
-                metrics, ci = self.score(t, bank, g.train.labels[t.label], queries, g.test.labels[t.label])
+                metrics, ci = self.score(t, bank, g.train.labels[t.label], queries, g.test.labels[t.label], c)
                 results.append(TaskResult(
                     task=t.name, metrics=metrics,
                     costs={"feature_seconds": g.seconds, "fit_seconds": time.perf_counter() - t1,

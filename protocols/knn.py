@@ -37,10 +37,10 @@ class Knn(EmbeddingProtocol):
     cfg: KnnConfig
     mode = "frozen encoder, no training: weighted k nearest training videos"
 
-    def score(self, task, bank, bank_labels, queries, labels):
+    def score(self, task, bank, bank_labels, queries, labels, c):
         metrics, ci = {}, {}
         for suffix, q in queries.items():
-            s = knn_scores(q, bank, bank_labels, len(task.classes), self.cfg.k, self.cfg.temperature)
+            s = knn_scores(q, bank, bank_labels, len(task.classes), c.k, c.temperature)
             metrics[f"top1{suffix}"], metrics[f"top5{suffix}"] = topk(s, labels, 1), topk(s, labels, 5)
             ci[f"top1{suffix}"] = bootstrap_ci(s.argmax(1) == labels)
         return metrics, ci

@@ -26,7 +26,7 @@ class Linear(TrainedProtocol):
               if self.cfg.bn == "train" else "backbone BN frozen at its pre-training statistics")
         return f"online: frozen weights, backbone in the loop on augmented clips; {bn}"
 
-    def classifier(self, encoder: nn.Module, tasks: list[Task], seed: int) -> Classifier:
-        c = self.cfg
+    def classifier(self, encoder: nn.Module, tasks: list[Task], seed: int, c=None) -> Classifier:
+        c = c or self.cfg
         return Classifier(encoder, tasks, frozen=True, bn_train=c.bn == "train", feature_norm=c.feature_norm,
                           label_smoothing=c.label_smoothing, seed=seed)

@@ -56,10 +56,9 @@ class LinearCached(TaskProtocol):
         return AGGREGATION_TEXT[self.cfg.aggregate]
 
     def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
-        c = self.cfg
         results = []
-        for g in frozen_features(exports["video"], ctx, c):  # tasks over the same videos share one extraction
-            tr, te = g.train, g.test
+        for g in frozen_features(exports["video"], ctx, self.cfg):  # tasks over the same videos share one extraction
+            c, tr, te = g.cfg, g.train, g.test
             x_tr, x_te = tr.feats.flatten(0, 1), te.feats
             if c.standardize:
                 mu, sd = x_tr.mean(0), x_tr.std(0).clamp_min(1e-6)

@@ -29,10 +29,10 @@ class Retrieval(EmbeddingProtocol):
     cfg: RetrievalConfig
     mode = "frozen encoder, no training: test videos query training videos by cosine similarity"
 
-    def score(self, task, bank, bank_labels, queries, labels):
+    def score(self, task, bank, bank_labels, queries, labels, c):
         metrics, ci = {}, {}
         for suffix, q in queries.items():
-            for k, hits in recall_hits(q, bank, labels, bank_labels, self.cfg.recall_at).items():
+            for k, hits in recall_hits(q, bank, labels, bank_labels, c.recall_at).items():
                 metrics[f"R@{k}{suffix}"] = 100.0 * hits.float().mean().item()
                 ci[f"R@{k}{suffix}"] = bootstrap_ci(hits)
         return metrics, ci

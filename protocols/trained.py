@@ -122,11 +122,13 @@ def lr_schedule(c: TrainedConfig, batch: int, per_epoch: int) -> Callable[[int],
     return stepped
 
 
-def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task]) -> str:
-    """Names a fit: the scored encoder, the protocol's settings and code, the tasks, seed, device, precision."""
+def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c=None) -> str:
+    """Names a fit: the scored encoder, the protocol's settings (`c`, with a task's overrides) and code, the
+    tasks, seed, device, precision."""
     cfg = ctx.cfg
+    own = {k: v for k, v in to_plain(c).items() if k not in type(c).bookkeeping} if c is not None else None
     payload = {"encoder": ctx.encoder_key, "protocol": protocol, "code": code_version.protocol_version(protocol),
-               "tasks": [t.name for t in tasks], "identity": cfg.protocol_identity(),
+               "tasks": [t.name for t in tasks], "identity": cfg.protocol_identity(), **({"settings": own} if own else {}),
                "clip": to_plain(cfg.backbone.clip), "augment": to_plain(cfg.augment), "seed": cfg.run.seed,
                "device": ctx.device.type, "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -136,7 +138,7 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
     """Train `model` on random augmented clips of `g`'s training videos, or load the stored result of
     the same fit; returns what happened (for the record)."""
     cfg, dev = ctx.cfg, ctx.device
-    key = fit_key(ctx, protocol, g.tasks)
+    key = fit_key(ctx, protocol, g.tasks, c if c != cfg.protocols.get(protocol) else None)
     out = cfg.cache_root() / "protocols" / f"{protocol}-{key}"
     done, info_path = out / "model.pt", out / "fit.json"
     if done.exists() and info_path.exists():
@@ -190,7 +192,8 @@ class TrainedProtocol(TaskProtocol):
     def aggregation(self) -> str:
         return AGGREGATION_TEXT[self.cfg.aggregate]
 
-    def classifier(self, encoder: nn.Module, tasks: list[Task], seed: int) -> Classifier:
+    def classifier(self, encoder: nn.Module, tasks: list[Task], seed: int, c=None) -> Classifier:
+        """The model to fit, under settings `c` (default: the protocol's own)."""
         raise NotImplementedError
 
     def card(self, cfg, results: list[TaskResult]) -> dict:
@@ -204,11 +207,12 @@ class TrainedProtocol(TaskProtocol):
                             f"warm-up {c.warmup_epochs:g} epochs, weight decay {c.weight_decay:g}; {crops}"}
 
     def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
-        c, cfg, dev, lay = self.cfg, ctx.cfg, ctx.device, test_layout(self.cfg)
+        cfg, dev = ctx.cfg, ctx.device
         results = []
-        for g in task_groups(ctx, c, share=self.share_tasks):
+        for g in task_groups(ctx, self.cfg, share=self.share_tasks):
+            c, lay = g.cfg, test_layout(g.cfg)
             bad = g.bad_counters(cfg)
-            model = self.classifier(copy.deepcopy(exports["video"]), g.tasks, cfg.run.seed)
+            model = self.classifier(copy.deepcopy(exports["video"]), g.tasks, cfg.run.seed, c)
             t0 = time.perf_counter()
             info = fit(model, g, c, ctx, self.name, bad["train"])
             t1 = time.perf_counter()

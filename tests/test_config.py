@@ -1,6 +1,8 @@
 """Config resolution and its error messages; the CLI's exit code 2 with nothing written."""
 from __future__ import annotations
 
+import re
+
 import subprocess
 import sys
 
@@ -164,4 +166,21 @@ def test_each_profile_names_its_default_protocol_and_the_paper_one_its_datasets(
     paper = load_config("paper")
     assert paper.protocol == "linear" and paper.pretrain.dataset == "k400" and paper.protocol_cfg.tasks == ["k400"]
     assert paper.backbone.clip.fps == 30 and paper.data.max_bad_fraction == 0.05
-    assert load_config("paper", protocol="finetune").protocol_cfg.tasks == ["ucf101", "hmdb51"]
+    fine = load_config("paper", protocol="finetune")
+    assert fine.protocol_cfg.tasks == ["ucf101", "hmdb51", "ssv2", "diving48"]
+    ssv2 = fine.task_protocol_cfg("ssv2")
+    assert ssv2.flip_p == 0 and ssv2.epochs == 22 and ssv2.lr_steps == [14, 18] and ssv2.temporal_views == 1
+    assert fine.task_protocol_cfg("ucf101") is fine.protocol_cfg and fine.protocol_cfg.flip_p == 0.5
+    assert fine.protocol_identity()["task_overrides.ssv2.finetune.flip_p"] == 0.0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("task_overrides.nosuch.finetune={epochs=1}", "task_overrides.nosuch: unknown task 'nosuch'"),
+    ("task_overrides.ucf101.fine={epochs=1}", "task_overrides.ucf101.fine: unknown protocol 'fine'"),
+    ("task_overrides.ucf101.finetune={epochz=1}", "unknown key 'task_overrides.ucf101.finetune.epochz'"),
+    ("task_overrides.ucf101.finetune={epochs='x'}", "task_overrides.ucf101.finetune.epochs: expected an integer"),
+    ("task_overrides.ucf101.finetune={tasks=['k400']}", "a task's overrides cannot name tasks"),
+])
+def test_task_overrides_are_checked_like_the_sections_they_override(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("ci", [override], protocol="finetune")

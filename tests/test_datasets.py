@@ -378,3 +378,23 @@ def test_k400_also_reads_path_label_lists(minis, tmp_path):
     videos, val = ds.split(cfg, tmp_path, "val", progress=False)
     assert [(e["path"], e["labels"]["class"]) for e in val] == [("val/with space.mp4", 2), (vids[1], 0)]
     assert all(e["frames"] > 0 for e in val)
+
+
+@pytest.mark.e2e
+def test_a_tasks_own_protocol_settings_apply_to_it_alone(minis, tmp_path):
+    """`task_overrides.ucf101.finetune` changes UCF101's fit only; the other task keeps the section's settings,
+    and the override names the run's variant."""
+    from harness.cli import main
+
+    results = tmp_path / "results"
+    argv = ["run", "--method", "random_init", "--protocol", "finetune", "--profile", "ci", "-q",
+            "--results-dir", str(results), "--set", f"run.cache_dir='{tmp_path / 'cache'}'",
+            "--set", f"datasets.ucf101.root='{minis['ucf101']}'", "--set", "protocol.tasks=['ucf101', 'digits-motion']",
+            "--set", "task_overrides.ucf101.finetune={epochs=1, lr_steps=[0.5], temporal_views=1}"]
+    assert main(argv) == 0
+    (path,) = (results / "runs").glob("*.json")
+    rec = json.loads(path.read_text())
+    by = {r["task"]: r for r in rec["results"]}
+    assert by["ucf101"]["extra"]["fit"]["steps"] == 1 and by["ucf101"]["counts"]["temporal_views"] == 1
+    assert by["digits-motion"]["extra"]["fit"]["steps"] == 2 * (100 // 16)
+    assert rec["identity"]["protocol"]["task_overrides.ucf101.finetune.epochs"] == 1
