@@ -398,3 +398,21 @@ def test_a_tasks_own_protocol_settings_apply_to_it_alone(minis, tmp_path):
     assert by["ucf101"]["extra"]["fit"]["steps"] == 1 and by["ucf101"]["counts"]["temporal_views"] == 1
     assert by["digits-motion"]["extra"]["fit"]["steps"] == 2 * (100 // 16)
     assert rec["identity"]["protocol"]["task_overrides.ucf101.finetune.epochs"] == 1
+
+
+def test_verify_resumes_and_rechecks_only_changed_files(faulty_ucf, tmp_path, monkeypatch):
+    """A second verify reuses every saved check; a file that changed since is checked again."""
+    from harness.data import verify as v
+
+    ds, cfg = _load("ucf101", faulty_ucf, tmp_path)
+    first = v.verify("ucf101", ds.listing(cfg), tmp_path, 15, 0.5, progress=False)
+    calls = []
+    real = v.check_video
+    monkeypatch.setattr(v, "check_video", lambda p, n: calls.append(p) or real(p, n))
+    again = v.verify("ucf101", ds.listing(cfg), tmp_path, 15, 0.5, progress=False)
+    assert calls == [] and again.problems == first.problems
+    (faulty_ucf / "UCF-101/Basketball/v_Basketball_g03_c01.avi").write_bytes(
+        (faulty_ucf / "UCF-101/Basketball/v_Basketball_g04_c01.avi").read_bytes())  # the empty file repaired
+    third = v.verify("ucf101", ds.listing(cfg), tmp_path, 15, 0.5, progress=False)
+    assert [Path(p).name for p in calls] == ["v_Basketball_g03_c01.avi"]
+    assert len(third.problems) == len(first.problems) - 1

@@ -6,8 +6,9 @@ file whose header promises more frames than it holds is caught here, not silentl
 is at least one clip long. The annotation files are checked for lines the readers had to leave out
 (unknown classes, paths leading outside the root), and the folder for video files no annotation
 lists. The report names each file and the reason; a manifest (every listed file with its size, and a
-hash of the list) goes to the cache so a result can name the exact copy. The copy is usable when
-every split keeps a readable video and loses no more than `data.max_bad_fraction` of them.
+hash of the list) goes to the cache so a result can name the exact copy. Checks are saved as they
+finish, so an interrupted verify resumes where it stopped. The copy is usable when every split keeps a
+readable video and loses no more than `data.max_bad_fraction` of them.
 """
 from __future__ import annotations
 
@@ -71,6 +72,49 @@ def _check(args: tuple[str, int]) -> dict:
     return check_video(*args)
 
 
+def _stamp(path: Path) -> list[int]:
+    try:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [-1, 0]
+
+
+def _check_all(name: str, root: Path, rels: list[str], min_frames: int, cache_root: Path,
+               progress: bool) -> dict[str, dict]:
+    """`check_video` of every file, in parallel; results are saved as they come (every 64 files, atomically)
+    with each file's size and modification time, so an interrupted verify resumes where it stopped and a
+    file that changed is checked again."""
+    state_path = cache_root / "verify" / f"{name}-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    if state.get("min_frames") != min_frames:
+        state = {"min_frames": min_frames, "files": {}}
+    done = {rel: r["result"] for rel, r in state["files"].items() if r["stamp"] == _stamp(root / rel)}
+    todo = [rel for rel in rels if rel not in done]
+    bar = progress_bar(len(rels), len(rels) - len(todo), f"verifying {name}", "video", progress)
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        state["files"] = {rel: {"stamp": _stamp(root / rel), "result": r} for rel, r in done.items()}
+        atomic_json(state_path, state)
+
+    jobs = [(str(root / rel), min_frames) for rel in todo]
+    pool = ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) if len(jobs) > 32 else None
+    try:
+        results = pool.map(_check, jobs, chunksize=8) if pool else map(_check, jobs)
+        for n, (rel, r) in enumerate(zip(todo, results), 1):
+            done[rel] = r
+            bar.update()
+            if n % 64 == 0:
+                save()
+    finally:
+        save()
+        if pool:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
+    return {rel: done[rel] for rel in rels}
+
+
 @dataclass
 class Report:
     name: str
@@ -106,20 +150,7 @@ def verify(name: str, listing: formats.Listing, cache_root: Path, min_frames: in
     root = listing.videos_dir.resolve()
     listed = sorted({rel for items in listing.splits.values() for rel, _, _ in items})
     inside = [rel for rel in listed if (root / rel).resolve().is_relative_to(root)]
-    jobs = [(str(root / rel), min_frames) for rel in inside]
-    bar = progress_bar(len(jobs), 0, f"verifying {name}", "video", progress)
-    results = []
-    if len(jobs) > 32:
-        with ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            for r in pool.map(_check, jobs, chunksize=8):
-                results.append(r)
-                bar.update()
-    else:
-        for j in jobs:
-            results.append(_check(j))
-            bar.update()
-    bar.close()
-    checked = dict(zip(inside, results))
+    checked = _check_all(name, root, inside, min_frames, Path(cache_root), progress)
     report = Report(name, root, len(listing.classes), {}, {})
     for where, why in listing.problems:
         report.problems.append(("annotation", where, why))
