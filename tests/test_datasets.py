@@ -29,6 +29,18 @@ def _load(name: str, root: Path, cache: Path, *extra: str):
     return catalog.DATASETS.get(name), cfg.datasets[name]
 
 
+def _bench_run(tmp_path: Path, method: str, protocol: str, *sets: str) -> dict:
+    """`bench run --profile ci` in process with the given `--set`s; returns its one record."""
+    from harness.cli import main
+
+    results = tmp_path / "results"
+    argv = ["run", "--method", method, "--protocol", protocol, "--profile", "ci", "-q", "--results-dir",
+            str(results), "--set", f"run.cache_dir='{tmp_path / 'cache'}'"]
+    assert main([*argv, *(x for kv in sets for x in ("--set", kv))]) == 0
+    (path,) = (results / "runs").glob("*.json")
+    return json.loads(path.read_text())
+
+
 def _decodes(videos_dir: Path, entries: list[dict]) -> None:
     """One clip x 3 crops of the first readable entry decodes to frames of the ci clip shape."""
     clip = load_config("ci").backbone.clip
@@ -149,16 +161,8 @@ def test_paths_outside_the_root_are_left_out(minis, tmp_path):
 def test_pretrain_on_the_k400_miniature_and_probe_it(minis, tmp_path):
     """`bench run --profile ci` pre-training ρBYOL on the K400-format miniature and scoring it with the
     linear probe on its val split: the missing clip is skipped and counted in the record."""
-    from harness.cli import main
-
-    results = tmp_path / "results"
-    argv = ["run", "--method", "rho_byol", "--protocol", "linear-cached", "--profile", "ci", "-q",
-            "--results-dir", str(results), "--set", f"run.cache_dir='{tmp_path / 'cache'}'",
-            "--set", f"datasets.k400.root='{minis['k400']}'", "--set", "pretrain.dataset='k400'",
-            "--set", "protocol.tasks=['k400']", "--set", "data.max_bad_fraction=0.1"]
-    assert main(argv) == 0
-    (path,) = (results / "runs").glob("*.json")
-    rec = json.loads(path.read_text())
+    rec = _bench_run(tmp_path, "rho_byol", "linear-cached", f"datasets.k400.root='{minis['k400']}'",
+                     "pretrain.dataset='k400'", "protocol.tasks=['k400']", "data.max_bad_fraction=0.1")
     pre = rec["pretrain"]
     assert pre["steps"] == pre["total_steps"] == 3 and len(pre["bad_videos"]) == 1
     assert rec["datasets"]["k400"]["classes"] == len(synth.K400_CLASSES)
@@ -169,16 +173,9 @@ def test_pretrain_on_the_k400_miniature_and_probe_it(minis, tmp_path):
 
 @pytest.mark.e2e
 def test_finetune_on_the_ucf101_miniature(minis, tmp_path):
-    from harness.cli import main
-
-    results = tmp_path / "results"
-    argv = ["run", "--method", "random_init", "--protocol", "finetune", "--profile", "ci", "-q",
-            "--results-dir", str(results), "--set", f"run.cache_dir='{tmp_path / 'cache'}'",
-            "--set", f"datasets.ucf101.root='{minis['ucf101']}'", "--set", "protocol.tasks=['ucf101']",
-            "--set", "backbone.clip.stride=8"]  # 8x8 clips span 57 frames: the 50-frame videos are short
-    assert main(argv) == 0
-    (path,) = (results / "runs").glob("*.json")
-    rec = json.loads(path.read_text())
+    rec = _bench_run(tmp_path, "random_init", "finetune", f"datasets.ucf101.root='{minis['ucf101']}'",
+                     "protocol.tasks=['ucf101']",
+                     "backbone.clip.stride=8")  # 8x8 clips span 57 frames: the 50-frame videos are short
     (r,) = rec["results"]
     assert r["task"] == "ucf101" and r["counts"]["train_videos"] == 16 and r["counts"]["test_videos"] == 8
     assert 0 <= r["metrics"]["top1"] <= 100 and r["extra"]["fit"]["steps"] == 2
@@ -345,14 +342,8 @@ def test_loader_workers_read_the_preloaded_cache_and_add_nothing_to_it(minis, tm
 def test_split_all_scores_the_three_official_splits_and_reports_their_mean(minis, tmp_path):
     from harness.cli import main
 
-    results = tmp_path / "results"
-    argv = ["run", "--method", "random_init", "--protocol", "knn", "--profile", "ci", "-q",
-            "--results-dir", str(results), "--set", f"run.cache_dir='{tmp_path / 'cache'}'",
-            "--set", f"datasets.ucf101.root='{minis['ucf101']}'", "--set", "datasets.ucf101.split='all'",
-            "--set", "protocol.tasks=['ucf101', 'digits-motion']"]
-    assert main(argv) == 0
-    (path,) = (results / "runs").glob("*.json")
-    rec = json.loads(path.read_text())
+    rec = _bench_run(tmp_path, "random_init", "knn", f"datasets.ucf101.root='{minis['ucf101']}'",
+                     "datasets.ucf101.split='all'", "protocol.tasks=['ucf101', 'digits-motion']")
     by = {r["task"]: r for r in rec["results"]}
     assert sorted(by) == ["digits-motion", "ucf101", "ucf101@split1", "ucf101@split2", "ucf101@split3"]
     mean = np.mean([by[f"ucf101@split{k}"]["metrics"]["top1"] for k in (1, 2, 3)])
@@ -384,16 +375,9 @@ def test_k400_also_reads_path_label_lists(minis, tmp_path):
 def test_a_tasks_own_protocol_settings_apply_to_it_alone(minis, tmp_path):
     """`task_overrides.ucf101.finetune` changes UCF101's fit only; the other task keeps the section's settings,
     and the override names the run's variant."""
-    from harness.cli import main
-
-    results = tmp_path / "results"
-    argv = ["run", "--method", "random_init", "--protocol", "finetune", "--profile", "ci", "-q",
-            "--results-dir", str(results), "--set", f"run.cache_dir='{tmp_path / 'cache'}'",
-            "--set", f"datasets.ucf101.root='{minis['ucf101']}'", "--set", "protocol.tasks=['ucf101', 'digits-motion']",
-            "--set", "task_overrides.ucf101.finetune={epochs=1, lr_steps=[0.5], temporal_views=1}"]
-    assert main(argv) == 0
-    (path,) = (results / "runs").glob("*.json")
-    rec = json.loads(path.read_text())
+    rec = _bench_run(tmp_path, "random_init", "finetune", f"datasets.ucf101.root='{minis['ucf101']}'",
+                     "protocol.tasks=['ucf101', 'digits-motion']",
+                     "task_overrides.ucf101.finetune={epochs=1, lr_steps=[0.5], temporal_views=1}")
     by = {r["task"]: r for r in rec["results"]}
     assert by["ucf101"]["extra"]["fit"]["steps"] == 1 and by["ucf101"]["counts"]["temporal_views"] == 1
     assert by["digits-motion"]["extra"]["fit"]["steps"] == 2 * (100 // 16)
