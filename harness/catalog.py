@@ -27,6 +27,9 @@ METHODS.add("rho_swav", "methods.rho_swav:RhoSwav",
 METHODS.add("supervised", "methods.supervised:Supervised",
             "reference row: the encoder trained with labels of the pre-training data (cross-entropy)",
             config="methods.configs:SupervisedConfig")
+METHODS.add("pretrained", "methods.pretrained:Pretrained",
+            "reference row: a released checkpoint (PySlowFast .pyth, pytorchvideo zoo, or this harness's) scored as is",
+            config="methods.configs:PretrainedConfig")
 METHODS.add("random_init", "methods.random_init:RandomInit",
             "reference row: untrained encoder (same seed and init as the others)", config="methods.configs:RandomInitConfig")
 

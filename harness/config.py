@@ -203,6 +203,9 @@ class Config:
         if not d["backbone"]["clip"].get("fps"):  # an option added later names the encoder only when set
             d["backbone"]["clip"].pop("fps", None)
         out = _flat({"backbone": d["backbone"], f"backbones.{self.backbone.name}": d["backbones"][self.backbone.name]})
+        ident = getattr(self.method_cfg, "identity", None)
+        if not pretrains and callable(ident):  # a method that brings its own weights (a checkpoint file)
+            out.update(_flat({f"methods.{self.method}": ident()}))
         if pretrains:
             pre = {k: v for k, v in d["pretrain"].items() if k not in PretrainConfig.bookkeeping}
             out.update(_flat({f"methods.{self.method}": d["methods"][self.method], "augment": d["augment"],

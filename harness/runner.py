@@ -223,6 +223,14 @@ def short_videos(cfg: Config, tasks: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
+def scored_untrained(cfg: Config) -> str:
+    """What a method without pre-training hands the protocol: a checkpoint file, or the initialised encoder."""
+    path = getattr(cfg.method_cfg, "path", "")
+    if path:
+        return f"{path} (sha256 {cfg.method_cfg.identity()['sha256']})"
+    return f"untrained {cfg.backbone.name}, seed {cfg.run.seed}"
+
+
 def encoder_key(cfg: Config, plan: Plan) -> str:
     """Names the encoder a protocol scores: its pre-training key, or for an untrained encoder a hash of
     its settings and seed (the protocols that train cache their fits under it)."""
@@ -270,8 +278,7 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         "code_version": {"pretrain": plan.code_version, "protocol": code_version.protocol_version(cfg.protocol)},
         "identity": {"encoder": cfg.encoder_identity(cfg.pretrains), "protocol": cfg.protocol_identity()},
         "protocol_card": {"protocol": cfg.protocol, **card,
-                          "scored_encoder": plan.key if cfg.pretrains else f"untrained {cfg.backbone.name}, seed "
-                                                                           f"{cfg.run.seed}"},
+                          "scored_encoder": plan.key if cfg.pretrains else scored_untrained(cfg)},
         "datasets": datasets, "unreadable_videos": unreadable,
         "pretrain": pre,
         "costs": {"total_seconds": t2 - t0, "pretrain_seconds": t1 - t0, "protocol_seconds": t2 - t1,

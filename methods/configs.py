@@ -7,7 +7,10 @@ the released code's behaviour instead is listed in docs/methods.md with its sour
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from harness.config import fields_at_least
@@ -26,6 +29,36 @@ class RandomInitConfig:
     """No options: the encoder's own initialisation under the run's seed."""
 
     pretrains: ClassVar[bool] = False  # the encoder is scored as initialised
+
+
+@dataclass
+class PretrainedConfig:
+    """A released checkpoint to score: its file and layout (auto: recognised from its keys)."""
+
+    pretrains: ClassVar[bool] = False
+
+    path: str = ""
+    format: Literal["auto", "slowfast", "pytorchvideo", "harness"] = "auto"
+
+    def validate(self) -> None:
+        if not self.path:
+            raise ConfigError("methods.pretrained.path: name the checkpoint file to score "
+                              "(--set methods.pretrained.path=/path/to/SLOW_8x8_R50.pyth)")
+        if not Path(self.path).expanduser().is_file():
+            raise ConfigError(f"methods.pretrained.path: {self.path} is not a file")
+
+    def identity(self) -> dict:
+        """What names the encoder: the file's content (sha256), not where it lies."""
+        return {"sha256": file_sha256(str(Path(self.path).expanduser().resolve())), "format": self.format}
+
+
+@lru_cache(maxsize=8)
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 @dataclass

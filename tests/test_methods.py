@@ -85,10 +85,15 @@ def test_ema_update():
 
 
 @pytest.mark.parametrize("name", catalog.METHODS.names())
-def test_method_contract(name):
+def test_method_contract(name, tmp_path):
     """Every method builds from the ci profile, and if it pre-trains, one engine-shaped step gives a
-    finite loss and changes the encoder (solo-learn's per-method smoke test)."""
-    method, _ = _method(name)
+    finite loss and changes the encoder (solo-learn's per-method smoke test). `pretrained` reads a file."""
+    extra = []
+    if name == "pretrained":
+        cfg = load_config("ci")
+        torch.save(build_encoder("small3d", cfg.backbone_cfg, cfg.backbone.clip).state_dict(), tmp_path / "e.pt")
+        extra = [f"methods.pretrained.path='{tmp_path / 'e.pt'}'"]
+    method, _ = _method(name, *extra)
     if not method.needs_pretraining:
         return
     before = [p.detach().clone() for p in method.encoder.parameters()]
