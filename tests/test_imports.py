@@ -45,12 +45,16 @@ def test_bench_list_and_config_show_do_not_import_torch(tmp_path):
     assert "torch" not in mods
 
 
-def test_needs_pretraining_comes_from_the_schema():
+def test_needs_pretraining_comes_from_the_schema(tmp_path):
+    import torch
+
     from harness import catalog
     from harness.backbones import build_encoder
     from harness.config import load_config
 
+    cfg = load_config("ci")
+    torch.save(build_encoder("small3d", cfg.backbone_cfg, cfg.backbone.clip).state_dict(), tmp_path / "e.pt")
     for name in catalog.METHODS.names():
-        cfg = load_config("ci", method=name)
+        cfg = load_config("ci", [f"methods.pretrained.path='{tmp_path / 'e.pt'}'"], method=name)
         enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
         assert catalog.METHODS.get(name)(enc, cfg.method_cfg).needs_pretraining == cfg.pretrains
