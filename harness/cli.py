@@ -299,6 +299,24 @@ def data_synth(
 
 
 @app.command()
+def regress(
+    profile: str = typer.Option("ci", "--profile", "-p", metavar="NAME", help="the profile of the matrix"),
+    update: bool = typer.Option(False, "--update", help="rewrite the baselines from this run"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", metavar="FILE",
+                                           help="default: results/baselines/<profile>.json"),
+):
+    """Run a fixed matrix of small experiments (every method, linear-cached, seed 0) and compare each metric
+    with the stored baselines; exit 1 when one is outside its tolerance."""
+    with _friendly():
+        from harness.regress import regress as do_regress
+
+        rows, report = do_regress(profile, update, Path(baseline) if baseline else None)
+        typer.echo(report)
+        if not update and any(not r.ok for r in rows):
+            raise typer.Exit(1)
+
+
+@app.command()
 def leaderboard(
     fmt: str = typer.Option("markdown", "--format", "-f", metavar="FMT", help="markdown | csv"),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", metavar="NAME", help="only this profile"),
