@@ -122,13 +122,13 @@ def lr_schedule(c: TrainedConfig, batch: int, per_epoch: int) -> Callable[[int],
     return stepped
 
 
-def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c=None) -> str:
-    """Names a fit: the scored encoder, the protocol's settings (`c`, with a task's overrides) and code, the
-    tasks, seed, device, precision."""
+def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c: TrainedConfig) -> str:
+    """Names a fit: the scored encoder, the settings it trained with (`c`, a task's overrides included) and
+    the protocol's code, the tasks and their data, seed, device, precision."""
     cfg = ctx.cfg
-    own = {k: v for k, v in to_plain(c).items() if k not in type(c).bookkeeping} if c is not None else None
     payload = {"encoder": ctx.encoder_key, "protocol": protocol, "code": code_version.protocol_version(protocol),
-               "tasks": [t.name for t in tasks], "identity": cfg.protocol_identity(), **({"settings": own} if own else {}),
+               "tasks": [t.name for t in tasks], "data": [to_plain(cfg.datasets[t.dataset]) for t in tasks],
+               "settings": {k: v for k, v in to_plain(c).items() if k not in type(c).bookkeeping},
                "clip": to_plain(cfg.backbone.clip), "augment": to_plain(cfg.augment), "seed": cfg.run.seed,
                "device": ctx.device.type, "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -138,7 +138,7 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
     """Train `model` on random augmented clips of `g`'s training videos, or load the stored result of
     the same fit; returns what happened (for the record)."""
     cfg, dev = ctx.cfg, ctx.device
-    key = fit_key(ctx, protocol, g.tasks, c if c != cfg.protocols.get(protocol) else None)
+    key = fit_key(ctx, protocol, g.tasks, c)
     out = cfg.cache_root() / "protocols" / f"{protocol}-{key}"
     done, info_path = out / "model.pt", out / "fit.json"
     if done.exists() and info_path.exists():
