@@ -317,8 +317,79 @@ def regress(
 
 
 @app.command()
+def tables(
+    paper_: Optional[str] = typer.Option(None, "--paper", metavar="NAME",
+                                         help="feichtenhofer2021 | tan2021vimpac | akbari2021vatt (default: all)"),
+    table: Optional[str] = typer.Option(None, "--table", metavar="NAME", help="one table, e.g. rho"),
+    profile: Optional[str] = ProfileOpt,
+    fmt: str = typer.Option("md", "--format", "-f", metavar="FMT", help="md | csv | tex | html"),
+    out: Optional[str] = typer.Option(None, "--out", metavar="DIR",
+                                      help="also write every format and the plots there (e.g. results/tables)"),
+    config: Optional[str] = ConfigOpt,
+    results_dir: Optional[str] = ResultsOpt,
+):
+    """The papers' tables in their layout: per cell the paper's number, ours (mean ± std over seeds, 95%
+    interval, seed count) and, under the paper profile, the difference; cells without runs are marked."""
+    with _friendly():
+        from harness import paper
+        from harness import tables as t
+
+        if fmt not in ("md", "markdown", "csv", "tex", "html"):
+            raise ConfigError(f"--format {fmt!r}: one of md, csv, tex, html")
+        cfg = _load(profile, config=config, results_dir=results_dir)
+        records, skipped = load_records(cfg.runs_dir())
+        for line in skipped:
+            typer.echo(f"warning: skipped {line}", err=True)
+        chosen = paper.load_definitions().select(paper_, table)
+        done = [t.fill(tab, records, cfg.profile, config) for tab in chosen]
+        if fmt == "html":
+            typer.echo(t.html_page(f"Paper tables, profile {cfg.profile}", "\n".join(t.html_table(r) for r in done)))
+        elif fmt == "csv":
+            typer.echo("\n".join([t.CSV_HEAD] + [line for r in done for line in t.csv_text(r).splitlines()[1:]]))
+        else:
+            typer.echo("\n\n".join(t.render(r, fmt) for r in done))
+        if out:
+            for path in t.write_all(done, Path(out) / cfg.profile, cfg.runs_dir()):
+                typer.echo(f"wrote {path}", err=True)
+
+
+@app.command()
+def suite(
+    name: str = typer.Argument(..., help="rho | epochs | rho-study (see results/paper/tables.toml)"),
+    profile: Optional[str] = ProfileOpt,
+    seeds: int = typer.Option(1, "--seeds", metavar="N", help="seeds 0..N-1 of every experiment"),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="KEY=V1,V2",
+                                             help="only the cells with these selector values: --only rho=1,2"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list what would run and its estimated cost"),
+    config: Optional[str] = ConfigOpt,
+    results_dir: Optional[str] = ResultsOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+):
+    """Run the experiments that fill a paper table, skipping those already recorded and reusing
+    pre-trained encoders; a failed run is reported at the end and the others go on."""
+    with _friendly():
+        from harness import suite as s
+
+        cfg = _load(profile, config=config, results_dir=results_dir)
+        jobs, cannot = s.plan(name, cfg.profile, seeds, s.parse_only(only or []), config)
+        for line in cannot:
+            typer.echo(f"not runnable: {line}", err=True)
+        if not jobs:
+            raise ConfigError(f"suite {name!r} has no runnable cell under profile {cfg.profile!r}")
+        outcomes = s.run_suite(jobs, cfg.profile, lambda: load_records(cfg.runs_dir())[0], dry_run=dry_run,
+                               path=config, results_dir=results_dir, progress=not quiet,
+                               log=lambda m: typer.echo(m, err=True))
+        if not dry_run:
+            typer.echo(s.report(outcomes))
+            failed = [o for o in outcomes if o.status == "failed"]
+            if failed:
+                raise typer.Exit(4)
+
+
+@app.command()
 def leaderboard(
-    fmt: str = typer.Option("markdown", "--format", "-f", metavar="FMT", help="markdown | csv"),
+    fmt: str = typer.Option("markdown", "--format", "-f", metavar="FMT",
+                            help="markdown | csv | html (writes <results>/leaderboard.html)"),
     profile: Optional[str] = typer.Option(None, "--profile", "-p", metavar="NAME", help="only this profile"),
     metric: str = typer.Option("top1", "--metric", metavar="NAME",
                                help="top1 | top5 (all views) | top1_1view | top5_1view (centre view) | "
@@ -326,11 +397,11 @@ def leaderboard(
     results_dir: Optional[str] = ResultsOpt,
     config: Optional[str] = ConfigOpt,
 ):
-    """Recorded runs as a method-variant x protocol:task table: mean over seeds ± 95% CI (one seed: its
-    bootstrap interval over test videos, in brackets)."""
+    """Recorded runs as a method-variant x protocol:task table, temporally-heavy tasks first: mean over seeds
+    ± 95% CI (one seed: its bootstrap interval over test videos, in brackets) and each row's cost."""
     with _friendly():
-        if fmt not in ("markdown", "csv"):
-            raise ConfigError(f"--format {fmt!r}: choose markdown or csv")
+        if fmt not in ("markdown", "csv", "html"):
+            raise ConfigError(f"--format {fmt!r}: choose markdown, csv or html")
         cfg = _load(config=config, results_dir=results_dir)
         records, skipped = load_records(cfg.runs_dir())
         if not records:
@@ -339,7 +410,17 @@ def leaderboard(
                               "or name another folder with --results-dir")
         for line in skipped:
             typer.echo(f"warning: skipped {line}", err=True)
-        typer.echo(format_table(make_leaderboard(records, metric=metric, profile=profile), fmt))
+        board = make_leaderboard(records, metric=metric, profile=profile)
+        if fmt == "html":
+            from harness.atomic import atomic_write
+            from harness.board_html import page
+
+            path = cfg.results_root() / "leaderboard.html"
+            text = page(board, "runs/", f"Leaderboard ({profile or 'all profiles'}, {metric})")
+            atomic_write(path, lambda f: f.write(text))
+            typer.echo(f"wrote {path} (open it in a browser; its links lead to the records in {cfg.runs_dir()})")
+            return
+        typer.echo(format_table(board, fmt))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,8 +177,12 @@ def records_frame(records: list[dict]):
 
     rows = []
     for r, variant in zip(records, variant_labels(records)):
+        pre = r.get("pretrain") or {}
+        cost = {"pretrain_s": pre.get("seconds", float("nan")), "clips_per_s": pre.get("clips_per_s", float("nan")),
+                "peak_gb": pre.get("peak_memory_gb", float("nan")),
+                "device": (r.get("versions") or {}).get("gpu") or (r.get("costs") or {}).get("device", "")}
         for t in r["results"]:
-            rows.append({"id": r.get("id"), "profile": r["profile"], "method": r["method"],
+            rows.append({"id": r.get("id"), **cost, "profile": r["profile"], "method": r["method"],
                          "row": r["method"] if not variant else f"{r['method']} [{variant}]",
                          "protocol": r["protocol"], "task": t["task"], "column": f"{r['protocol']}:{t['task']}",
                          "seed": r["seed"], "unreadable": tuple(r.get("unreadable_videos", [])), **t["metrics"],
@@ -199,6 +203,8 @@ class Board:
     notes: Any  # Series: what the reader must know about a row (unreadable videos)
     boot_lo: Any = None  # DataFrames: the bootstrap interval over test videos of one-seed cells (NaN otherwise)
     boot_hi: Any = None
+    ids: Any = None  # DataFrame: the ids of the records behind each cell (lists)
+    costs: Any = None  # DataFrame per row: pretrain_s (mean), clips_per_s (mean), peak_gb (max), device
 
     @property
     def empty(self) -> bool:
@@ -242,8 +248,27 @@ def leaderboard(records: list[dict], metric: str = "top1", profile: str | None =
     bad = df.groupby(["profile", "row"])["unreadable"].agg(lambda s: len({p for t in s for p in t}))
     notes = bad.map(lambda k: f"{k} unreadable videos left out" if k else "").rename("notes")
     idx = mean.sort_index().index
-    return Board(metric, mean.reindex(idx), ci.reindex(idx), n.reindex(idx), seeds.reindex(idx), notes.reindex(idx),
-                 bounds[0].reindex(index=idx, columns=mean.columns), bounds[1].reindex(index=idx, columns=mean.columns))
+    cols = sorted(mean.columns, key=lambda c: (EMPHASIS_ORDER.index(task_emphasis(c)), c))
+    ids = df.groupby(keys)["id"].agg(lambda s: sorted(set(s))).unstack("column")
+    costs = df.drop_duplicates("id").groupby(["profile", "row"]).agg(
+        pretrain_s=("pretrain_s", "mean"), clips_per_s=("clips_per_s", "mean"), peak_gb=("peak_gb", "max"),
+        device=("device", lambda s: ", ".join(sorted({d for d in s if d}))))
+    return Board(metric, mean.reindex(index=idx, columns=cols), ci.reindex(index=idx, columns=cols),
+                 n.reindex(index=idx, columns=cols), seeds.reindex(idx), notes.reindex(idx),
+                 bounds[0].reindex(index=idx, columns=cols), bounds[1].reindex(index=idx, columns=cols),
+                 ids.reindex(index=idx, columns=cols), costs.reindex(idx))
+
+
+EMPHASIS_ORDER = ("temporal", "spatial", "")
+EMPHASIS_MARK = {"temporal": "[T] ", "spatial": "[S] ", "": ""}
+
+
+def task_emphasis(column: str) -> str:
+    """"temporal", "spatial" or "" for a protocol:task column (an official split counts as its task)."""
+    from harness import catalog
+
+    task = column.split(":", 1)[-1].split("@", 1)[0]
+    return catalog.TASKS.get(task).emphasis if task in catalog.TASKS else ""
 
 
 def format_table(board: Board, fmt: str = "markdown") -> str:
@@ -264,7 +289,10 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
         return "\n".join(rows)
     cols = list(board.mean.columns)
     show_notes = bool((board.notes != "").any())
-    header = ["profile", "method", *cols, "seeds", *(["notes"] if show_notes else [])]
+    show_costs = board.costs is not None and bool(board.costs["pretrain_s"].notna().any())
+    cost_heads = ["pre-train min", "clips/s", "peak GB", "device"] if show_costs else []
+    header = ["profile", "method", *(EMPHASIS_MARK[task_emphasis(c)] + c for c in cols), "seeds", *cost_heads,
+              *(["notes"] if show_notes else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for (prof, row), line in board.mean.iterrows():
         counts = board.n.loc[(prof, row)]
@@ -279,8 +307,20 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
             text = f"{v:.1f}" + (f" ± {ci:.1f}" if ci == ci else f" [{lo:.1f}, {hi:.1f}]" if lo == lo else "")
             cells.append(text + (f" (n={int(k)})" if int(k) != most else ""))
         notes = [board.notes.loc[(prof, row)]] if show_notes else []
-        lines.append("| " + " | ".join([prof, row, *cells, str(most), *notes]) + " |")
+        costs = cost_cells(board.costs.loc[(prof, row)]) if show_costs else []
+        lines.append("| " + " | ".join([prof, row, *cells, str(most), *costs, *notes]) + " |")
+    if any(task_emphasis(c) for c in cols):
+        lines += ["", "[T] temporally-heavy task (motion decides the class), [S] spatially-heavy task (one frame does)."]
     return "\n".join(lines)
+
+
+def cost_cells(c) -> list[str]:
+    """Pre-training minutes, clips/s, peak GPU memory (GB) and device of one row, blank where unknown."""
+    def f(x: float, fmt: str) -> str:
+        return "" if x != x else format(x, fmt)
+
+    return [f(c["pretrain_s"] / 60, ".1f"), f(c["clips_per_s"], ".0f"), f(c["peak_gb"], ".1f") if c["peak_gb"] else "",
+            c["device"]]
 
 
 def _csv(text: str) -> str:

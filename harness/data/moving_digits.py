@@ -554,6 +554,6 @@ class MovingDigits:
 
 
 APPEARANCE = Task("digits-appearance", "moving-digits", "digit", tuple(str(d) for d in range(10)),
-                  description="which digit (one frame suffices; like UCF101/K400)")
+                  description="which digit (one frame suffices; like UCF101/K400)", emphasis="spatial")
 MOTION = Task("digits-motion", "moving-digits", "motion", tuple(MOTIONS),
-              description="how it moves; five time-reversed pairs (like SSv2/Diving48)")
+              description="how it moves; five time-reversed pairs (like SSv2/Diving48)", emphasis="temporal")

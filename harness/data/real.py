@@ -193,8 +193,8 @@ K400, Ucf101, Hmdb51, Ssv2, Diving48 = (_dataset(n) for n in ("k400", "ucf101", 
 
 # Tasks: the classes come from the annotation files at run time (an empty tuple here, see
 # protocols.frozen.task_groups)
-K400_TASK = Task("k400", "k400", "class", (), "train", "val")
-UCF101_TASK = Task("ucf101", "ucf101", "class", (), "train", "test")
-HMDB51_TASK = Task("hmdb51", "hmdb51", "class", (), "train", "test")
-SSV2_TASK = Task("ssv2", "ssv2", "class", (), "train", "validation")
-DIVING48_TASK = Task("diving48", "diving48", "class", (), "train", "test")
+K400_TASK = Task("k400", "k400", "class", (), "train", "val", emphasis="spatial")
+UCF101_TASK = Task("ucf101", "ucf101", "class", (), "train", "test", emphasis="spatial")
+HMDB51_TASK = Task("hmdb51", "hmdb51", "class", (), "train", "test", emphasis="spatial")
+SSV2_TASK = Task("ssv2", "ssv2", "class", (), "train", "validation", emphasis="temporal")
+DIVING48_TASK = Task("diving48", "diving48", "class", (), "train", "test", emphasis="temporal")

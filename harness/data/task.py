@@ -15,3 +15,4 @@ class Task:
     train_split: str = "train"
     test_split: str = "test"
     description: str = ""
+    emphasis: str = ""  # "spatial" (one frame tells the class: K400, UCF101) or "temporal" (SSv2, Diving48)

@@ -1,0 +1,190 @@
+"""`bench suite NAME`: run the experiments that fill a paper table, skipping what is recorded.
+
+A suite names tables (`[suite.*]` in results/paper/tables.toml). Its jobs are the runnable cells'
+experiments, merged so that one `bench run` scores every task a (method, settings, protocol) needs,
+once per seed, ordered so that the protocols of one encoder run back to back: the runner reuses the
+pre-training under its key. A job whose every cell already has a matching record for that seed is
+skipped; a job that fails is reported at the end and the suite goes on with the next.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from harness import paper
+from harness.config import load_config
+from harness.errors import BenchError, ConfigError
+
+
+@dataclass
+class Job:
+    method: str
+    protocol: str
+    sets: tuple[str, ...]
+    tasks: list[str]
+    seed: int
+    experiments: list[paper.Experiment] = field(default_factory=list)
+    cells: list[str] = field(default_factory=list)  # "table: row / column", for the report
+
+    @property
+    def name(self) -> str:
+        sets = ", ".join(s.rsplit(".", 1)[-1] if s.startswith("methods.") else s for s in self.sets)
+        variant = f" [{sets}]" if sets else ""
+        return f"{self.method}{variant} / {self.protocol} on {', '.join(self.tasks)} / seed {self.seed}"
+
+    def overrides(self) -> list[str]:
+        tasks = ", ".join(f'"{t}"' for t in self.tasks)
+        return [*self.sets, f"protocols.{self.protocol}.tasks=[{tasks}]"]
+
+
+def parse_only(only: list[str]) -> dict[str, set[str]]:
+    """`--only rho=1,2 --only method=rho_byol` -> {"rho": {"1", "2"}, "method": {"rho_byol"}}."""
+    out: dict[str, set[str]] = {}
+    for item in only:
+        key, eq, values = item.partition("=")
+        if not eq or not values or key not in paper.SELECTORS:
+            raise ConfigError(f"--only {item!r}: write SELECTOR=V1,V2 with a selector among {', '.join(paper.SELECTORS)}")
+        out.setdefault(key, set()).update(v.strip() for v in values.split(","))
+    return out
+
+
+def plan(name: str, profile: str, seeds: int, only: dict[str, set[str]] | None = None,
+         path: str | None = None) -> tuple[list[Job], list[str]]:
+    """The suite's jobs under `profile` (seeds 0..seeds-1), and one line per cell it cannot run."""
+    defs = paper.load_definitions()
+    if name not in defs.suites:
+        raise ConfigError(f"unknown suite {name!r}; known: {', '.join(defs.suites)}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    jobs: dict[tuple, Job] = {}
+    skipped = []
+    for tid in defs.suites[name]["tables"]:
+        table = defs.table(tid)
+        for i, row in enumerate(table.rows):
+            for j, col in enumerate(table.columns):
+                sel = table.selectors(i, j)
+                if only and any(sel.get(k, "") not in v for k, v in only.items()):
+                    continue
+                where = f"{tid}: {row.label} / {(col.group + ' ' if col.group else '')}{col.label}"
+                exp = paper.experiment(defs, table, i, j, profile, path)
+                if isinstance(exp, paper.NotRunnable):
+                    skipped.append(f"{where}: {exp.reason}")
+                    continue
+                for seed in range(seeds):
+                    job = jobs.setdefault((exp.method, exp.sets, exp.protocol, seed),
+                                          Job(exp.method, exp.protocol, exp.sets, [], seed))
+                    if exp.task not in job.tasks:
+                        job.tasks.append(exp.task)
+                    if exp not in job.experiments:
+                        job.experiments.append(exp)
+                    job.cells.append(where)
+    order = list(dict.fromkeys((k[0], k[1]) for k in jobs))  # encoders in first-use order
+    ordered = sorted(jobs.values(), key=lambda j: (j.seed, order.index((j.method, j.sets)), j.protocol))
+    return ordered, skipped
+
+
+def done(job: Job, records: list[dict], profile: str, path: str | None = None) -> bool:
+    """Whether every cell of the job has a matching record of its seed."""
+    mine = [r for r in records if r.get("seed") == job.seed]
+    return all(any(paper.matches(r, profile, e, path) and any(t.get("task") == e.task for t in r.get("results", []))
+                   for r in mine) for e in job.experiments)
+
+
+def estimate(job: Job, records: list[dict], profile: str, path: str | None = None) -> tuple[str, float | None]:
+    """(what pre-training will do, estimated seconds) from the records of this profile: pre-training
+    seconds per epoch and clip per video of the same method, protocol seconds of the same protocol."""
+    from harness import code_version
+    from harness.config import resolved_precision
+    from harness.engine import resolve_device
+
+    cfg = load_config(profile, job.overrides(), method=job.method, protocol=job.protocol, seed=job.seed, path=path)
+    pre, seconds = "none", 0.0
+    if cfg.pretrains:
+        device = resolve_device(cfg.run)
+        key = cfg.pretrain_key(device.type, resolved_precision(cfg.pretrain.precision, device.type),
+                               code_version.pretrain_version(cfg.method))
+        ckpt = cfg.cache_root() / "checkpoints" / f"{cfg.method}-{cfg.backbone.name}-{key}" / "encoder.pt"
+        if ckpt.exists():
+            pre = "reuse"
+        else:
+            rho = getattr(cfg.method_cfg, "rho", 1)
+            rates = [r["pretrain"]["seconds"] / (r["identity"]["encoder"]["pretrain.epochs"]
+                                                  * r["identity"]["encoder"].get(f"methods.{job.method}.rho", 1))
+                     for r in records if r.get("profile") == profile and r.get("method") == job.method
+                     and (r.get("pretrain") or {}).get("seconds")]
+            pre = "train"
+            seconds = statistics.median(rates) * cfg.pretrain.epochs * rho if rates else float("nan")
+    per_task = [r["costs"]["protocol_seconds"] / max(1, len([t for t in r["results"] if "@" not in t["task"]]))
+                for r in records if r.get("profile") == profile and r.get("protocol") == job.protocol]
+    seconds += statistics.median(per_task) * len(job.tasks) if per_task else float("nan")
+    return pre, None if seconds != seconds else seconds
+
+
+@dataclass
+class Outcome:
+    job: Job
+    status: str  # "ran", "recorded" (skipped: already there), "failed"
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]], *, dry_run: bool = False,
+              path: str | None = None, results_dir: str | None = None, progress: bool = True,
+              log: Callable[[str], None] = print) -> list[Outcome]:
+    """Run (or with `dry_run`, list with their estimated cost) the jobs not yet recorded."""
+    records = records_of()
+    outcomes = []
+    todo = [j for j in jobs if not done(j, records, profile, path)]
+    for j in jobs:
+        if j not in todo:
+            outcomes.append(Outcome(j, "recorded"))
+    if dry_run:
+        total = 0.0
+        for k, job in enumerate(todo, 1):
+            pre, secs = estimate(job, records, profile, path)
+            total += secs or 0.0
+            cost = "cost unknown (no earlier run of this kind)" if secs is None else f"~{_duration(secs)}"
+            log(f"[{k}/{len(todo)}] {job.name}: pre-training {pre}, {cost}")
+            outcomes.append(Outcome(job, "planned", pre, secs or 0.0))
+        log(f"{len(todo)} runs to do, {len(jobs) - len(todo)} already recorded; estimated {_duration(total)} "
+            "(the runs with a known cost)")
+        return outcomes
+    from harness.runner import run
+
+    for k, job in enumerate(todo, 1):
+        log(f"[{k}/{len(todo)}] {job.name}")
+        t0 = time.perf_counter()
+        try:
+            cfg = load_config(profile, job.overrides(), method=job.method, protocol=job.protocol, seed=job.seed,
+                              path=path, results_dir=results_dir)
+            record, where = run(cfg, progress=progress)
+            outcomes.append(Outcome(job, "ran", str(where), time.perf_counter() - t0))
+        except KeyboardInterrupt:
+            raise
+        except BenchError as e:
+            outcomes.append(Outcome(job, "failed", f"{type(e).__name__}: {e}", time.perf_counter() - t0))
+            log(f"  failed: {e}")
+        except Exception as e:  # a bug in one cell: report it with its place and go on with the others
+            last = traceback.extract_tb(e.__traceback__)[-1]
+            outcomes.append(Outcome(job, "failed", f"{type(e).__name__}: {e} ({Path(last.filename).name}:{last.lineno})",
+                                    time.perf_counter() - t0))
+            log(f"  failed: {type(e).__name__}: {e}")
+    return outcomes
+
+
+def report(outcomes: list[Outcome]) -> str:
+    ran = [o for o in outcomes if o.status == "ran"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    lines = [f"suite: {len(ran)} ran ({_duration(sum(o.seconds for o in ran))}), "
+             f"{sum(o.status == 'recorded' for o in outcomes)} already recorded, {len(failed)} failed"]
+    for o in failed:
+        lines.append(f"  failed: {o.job.name}: {o.detail}")
+    return "\n".join(lines)
+
+
+def _duration(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
