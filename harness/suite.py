@@ -94,9 +94,10 @@ def done(job: Job, records: list[dict], profile: str, path: str | None = None) -
                    for r in mine) for e in job.experiments)
 
 
-def estimate(job: Job, records: list[dict], profile: str, path: str | None = None) -> tuple[str, float | None]:
-    """(what pre-training will do, estimated seconds) from the records of this profile: pre-training
-    seconds per epoch and clip per video of the same method, protocol seconds of the same protocol."""
+def estimate(job: Job, records: list[dict], profile: str, path: str | None = None) -> tuple[str, float | None, float | None]:
+    """(what pre-training will do, its estimated seconds, the scoring's) from the records of this profile:
+    pre-training seconds per epoch and clip per video of the same method, protocol seconds per task of the
+    same protocol; None where no record tells."""
     from harness import code_version
     from harness.config import resolved_precision
     from harness.engine import resolve_device
@@ -112,16 +113,16 @@ def estimate(job: Job, records: list[dict], profile: str, path: str | None = Non
             pre = "reuse"
         else:
             rho = getattr(cfg.method_cfg, "rho", 1)
-            rates = [r["pretrain"]["seconds"] / (r["identity"]["encoder"]["pretrain.epochs"]
+            rates = [r["pretrain"]["seconds"] / (r["identity"]["encoder"].get("pretrain.epochs", 1)
                                                   * r["identity"]["encoder"].get(f"methods.{job.method}.rho", 1))
                      for r in records if r.get("profile") == profile and r.get("method") == job.method
                      and (r.get("pretrain") or {}).get("seconds")]
             pre = "train"
-            seconds = statistics.median(rates) * cfg.pretrain.epochs * rho if rates else float("nan")
+            seconds = statistics.median(rates) * cfg.pretrain.epochs * rho if rates else None
     per_task = [r["costs"]["protocol_seconds"] / max(1, len([t for t in r["results"] if "@" not in t["task"]]))
-                for r in records if r.get("profile") == profile and r.get("protocol") == job.protocol]
-    seconds += statistics.median(per_task) * len(job.tasks) if per_task else float("nan")
-    return pre, None if seconds != seconds else seconds
+                for r in records if r.get("profile") == profile and r.get("protocol") == job.protocol
+                and "protocol_seconds" in r.get("costs", {})]
+    return pre, seconds, statistics.median(per_task) * len(job.tasks) if per_task else None
 
 
 @dataclass
@@ -134,8 +135,9 @@ class Outcome:
 
 def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]], *, dry_run: bool = False,
               path: str | None = None, results_dir: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> list[Outcome]:
-    """Run (or with `dry_run`, list with their estimated cost) the jobs not yet recorded."""
+              log: Callable[[str], None] = print, runner: Callable | None = None) -> list[Outcome]:
+    """Run (or with `dry_run`, list with their estimated cost) the jobs not yet recorded; `runner` is
+    `harness.runner.run` unless a test gives another."""
     records = records_of()
     outcomes = []
     todo = [j for j in jobs if not done(j, records, profile, path)]
@@ -143,17 +145,22 @@ def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]
         if j not in todo:
             outcomes.append(Outcome(j, "recorded"))
     if dry_run:
-        total = 0.0
+        total, unknown = 0.0, 0
         for k, job in enumerate(todo, 1):
-            pre, secs = estimate(job, records, profile, path)
-            total += secs or 0.0
-            cost = "cost unknown (no earlier run of this kind)" if secs is None else f"~{_duration(secs)}"
-            log(f"[{k}/{len(todo)}] {job.name}: pre-training {pre}, {cost}")
-            outcomes.append(Outcome(job, "planned", pre, secs or 0.0))
-        log(f"{len(todo)} runs to do, {len(jobs) - len(todo)} already recorded; estimated {_duration(total)} "
-            "(the runs with a known cost)")
+            pre, pre_s, score_s = estimate(job, records, profile, path)
+            known = [x for x in (pre_s, score_s) if x is not None]
+            total += sum(known)
+            unknown += len(known) < 2
+            def say(x):
+                return "?" if x is None else f"~{_duration(x)}"
+            log(f"[{k}/{len(todo)}] {job.name}: pre-training {pre}" + (f" {say(pre_s)}" if pre == "train" else "")
+                + f", scoring {say(score_s)}")
+            outcomes.append(Outcome(job, "planned", pre, sum(known)))
+        log(f"{len(todo)} runs to do, {len(jobs) - len(todo)} already recorded; estimated {_duration(total)}"
+            + (f" plus {unknown} runs of unknown cost (? : no earlier record of this profile tells)" if unknown else ""))
         return outcomes
-    from harness.runner import run
+    if runner is None:
+        from harness.runner import run as runner
 
     for k, job in enumerate(todo, 1):
         log(f"[{k}/{len(todo)}] {job.name}")
@@ -161,7 +168,7 @@ def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]
         try:
             cfg = load_config(profile, job.overrides(), method=job.method, protocol=job.protocol, seed=job.seed,
                               path=path, results_dir=results_dir)
-            record, where = run(cfg, progress=progress)
+            _, where = runner(cfg, progress=progress)
             outcomes.append(Outcome(job, "ran", str(where), time.perf_counter() - t0))
         except KeyboardInterrupt:
             raise

@@ -1,0 +1,202 @@
+"""Paper tables as data: definitions against reference.csv, cells filled only by their own experiment,
+the rendered layout, suites that skip what is recorded and go on after a failure, the HTML leaderboard."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from harness import paper, suite, tables
+from harness.board_html import page
+from harness.config import load_config
+from harness.results import format_table, leaderboard
+
+RHO = "feichtenhofer2021/rho"
+
+EXPECTED_RHO_PAPER = """\
+### Clips per video (ρ): four methods, 200 epochs of Kinetics-400
+
+Slow R-50 8x8 pre-trained for 200 epochs on K400 with ρ clips per video; K400 linear probe and UCF101 (split 1) \
+fine-tuning, top-1. ρSimCLR and ρSwAV at ρ = 4 ran out of memory in the paper. Source: Feichtenhofer et al., \
+CVPR 2021, Table 2. ours: profile `paper`.
+
+Each cell: paper / ours, mean ± std over seeds [95% CI] (n = seeds) / Δ = ours − paper.
+
+|  | K400 linear ρ=1 | K400 linear ρ=2 | K400 linear ρ=3 | K400 linear ρ=4 | UCF101 fine-tune ρ=1 | \
+UCF101 fine-tune ρ=2 | UCF101 fine-tune ρ=3 | UCF101 fine-tune ρ=4 |
+|---|---|---|---|---|---|---|---|---|
+| ρMoCo | 61.0 / no run | 65.8 / no run | 67.3 / no run | 67.8 / no run | 90.8 / no run | 91.0 / no run | \
+92.8 / no run | 93.5 / no run |
+| ρBYOL | 60.6 / no run | 65.8 / no run | 68.3 / no run | 68.9 / no run | 91.2 / no run | 92.7 / no run | \
+93.8 / no run | 93.8 / no run |
+| ρSimCLR | 36.1 / no run | 60.5 / no run | 62.0 / no run | –* / no run | 84.2 / no run | 88.9 / no run | \
+87.9 / no run | –* / no run |
+| ρSwAV | 38.6 / no run | 61.6 / no run | 62.7 / no run | –* / no run | 74.7 / no run | 87.3 / no run | \
+89.4 / no run | –* / no run |
+
+* out of memory in the paper"""
+
+
+def test_the_rho_table_renders_the_papers_numbers_in_the_papers_layout():
+    table = paper.load_definitions().table(RHO)
+    assert tables.markdown(tables.fill(table, [], "paper")) == EXPECTED_RHO_PAPER
+
+
+def test_every_reference_line_of_a_defined_table_fills_exactly_one_cell():
+    defs = paper.load_definitions()
+    used: dict[paper.Reference, int] = {}
+    for t in defs.tables:
+        for i in range(len(t.rows)):
+            for j in range(len(t.columns)):
+                ref = defs.reference(t, i, j)
+                if ref is not None:
+                    used[ref] = used.get(ref, 0) + 1
+        for ref in defs.references:
+            if (ref.paper, ref.table) == (t.paper, t.name):
+                assert used.get(ref) == 1, f"{t.id}: {dict(ref.keys)} fills {used.get(ref, 0)} cells"
+
+
+def test_reference_numbers_agree_with_the_papers_prose():
+    """Cells the papers' text states (see docs/paper-tables.md for the sources)."""
+    defs = paper.load_definitions()
+    rho = defs.table(RHO)
+    value = {(rho.rows[i].label, rho.columns[j].group, rho.columns[j].label): defs.reference(rho, i, j).value
+             for i in range(4) for j in range(8)}
+    assert value[("ρSimCLR", "K400 linear", "ρ=1")] == 36.1 and value[("ρSwAV", "K400 linear", "ρ=1")] == 38.6
+    assert value[("ρMoCo", "K400 linear", "ρ=2")] == 65.8 and value[("ρBYOL", "K400 linear", "ρ=4")] == 68.9
+    assert value[("ρBYOL", "UCF101 fine-tune", "ρ=4")] == 93.8 and value[("ρSwAV", "UCF101 fine-tune", "ρ=2")] == 87.3
+    assert value[("ρSimCLR", "K400 linear", "ρ=4")] is None  # out of memory in the paper
+
+
+def _record(of: str, exp: paper.Experiment, value: float, seed: int = 0, **changes) -> dict:
+    """A record exactly as `bench run` writes it for `exp` (identity, code versions), with one metric."""
+    cfg = load_config(of, list(exp.sets), method=exp.method, protocol=exp.protocol, seed=seed)
+    _, _, _, versions = paper.expected(of, exp)
+    rec = {"id": f"r-{exp.method}-{seed}-{value}", "profile": of, "method": exp.method, "protocol": exp.protocol,
+           "seed": seed, "identity": {"encoder": cfg.encoder_identity(cfg.pretrains), "protocol": cfg.protocol_identity()},
+           "code_version": dict(versions), "pretrain": {"seconds": 60.0}, "costs": {"protocol_seconds": 30.0},
+           "results": [{"task": exp.task, "metrics": {"top1": value}, "ci95": {"top1": [value - 5, value + 5]}}]}
+    rec.update(changes)
+    return rec
+
+
+def _cell(rendered, row: str, column: str) -> tables.Cell:
+    return next(c for line in rendered.cells for c in line if c.row == row and f"{c.group} {c.column}" == column)
+
+
+def test_only_the_cells_own_experiment_fills_it():
+    defs = paper.load_definitions()
+    table = defs.table(RHO)
+    exp = paper.experiment(defs, table, 1, 1, "embedded")  # ρBYOL, K400 linear, ρ = 2
+    assert exp == paper.Experiment("rho_byol", "linear-cached", ("methods.rho_byol.rho=2",), "digits-appearance", "top1")
+    good = [_record("embedded", exp, 40.0, 0), _record("embedded", exp, 50.0, 1), _record("embedded", exp, 60.0, 2)]
+    other_profile = _record("embedded", exp, 99.0, 3, profile="ci")
+    stale = _record("embedded", exp, 99.0, 4, code_version={"pretrain": "0.1", "protocol": "1.2"})
+    other_rho = _record("embedded", paper.Experiment("rho_byol", "linear-cached", ("methods.rho_byol.rho=3",),
+                                                     "digits-appearance", "top1"), 99.0, 5)
+    r = tables.fill(table, [*good, other_profile, stale, other_rho], "embedded")
+    cell = _cell(r, "ρBYOL", "K400 linear ρ=2")
+    assert cell.ours.values == [40.0, 50.0, 60.0] and cell.ours.std == pytest.approx(10.0)
+    assert cell.ours.ci == pytest.approx((50 - 24.8414, 50 + 24.8414), abs=1e-3) and cell.ours.ci_kind == "seeds"
+    assert _cell(r, "ρBYOL", "K400 linear ρ=1").status == "no run"
+    assert "65.8 / 50.0 ± 10.0 [25.2, 74.8] (n=3) |" in tables.markdown(r)  # no difference: stand-in data
+    # a record of another profile never fills a paper table
+    paper_table = tables.fill(table, [{**g, "profile": "embedded"} for g in good], "paper")
+    assert all(c.ours is None for line in paper_table.cells for c in line)
+
+
+def test_paper_profile_cells_show_the_difference_and_one_seed_shows_its_bootstrap_interval():
+    defs = paper.load_definitions()
+    table = defs.table(RHO)
+    exp = paper.experiment(defs, table, 0, 1, "paper")  # ρMoCo, K400 linear, ρ = 2
+    assert exp.task == "k400" and exp.protocol == "linear"
+    r = tables.fill(table, [_record("paper", exp, 64.8)], "paper")
+    assert "| ρMoCo | 61.0 / no run | 65.8 / 64.8 [59.8, 69.8] (n=1) / -1.0 |" in tables.markdown(r)
+    rows = list(csv.DictReader(tables.csv_text(r).splitlines()))
+    hit = next(x for x in rows if x["row"] == "ρMoCo" and x["column"] == "ρ=2" and x["group"] == "K400 linear")
+    assert hit["difference"] == "-1.000" and hit["ci_kind"] == "bootstrap" and hit["records"] == "r-rho_moco-0-64.8"
+    assert "--set methods.rho_moco.rho=2 --profile paper" in hit["command"]
+    assert r"\multicolumn{4}{c}{K400 linear}" in tables.tex(r) and "href=\"runs/r-rho_moco-0-64.8.json\"" in \
+        tables.html_table(r)
+
+
+def test_cells_the_harness_cannot_run_say_why():
+    defs = paper.load_definitions()
+    r = tables.fill(defs.table("feichtenhofer2021/supervised"), [], "embedded")
+    assert _cell(r, "ρMoCo", " AVA (mAP)").status.startswith("n/a: no task for ava")
+    assert _cell(r, "ρMoCo (IG-Curated-1M)", " UCF101").status == "n/a: no stand-in for pre-training on ig_curated_1m"
+    scratch = paper.experiment(defs, defs.table("feichtenhofer2021/supervised"), 0, 0, "paper")
+    assert scratch.method == "random_init" and scratch.protocol == "finetune"  # from scratch = fine-tune a random init
+    sota = defs.table("feichtenhofer2021/sota")
+    assert "no adapter for coclr" in paper.experiment(defs, sota, 4, 0, "paper").reason
+    assert "stands for slow_r50 8f only" in paper.experiment(defs, sota, 9, 0, "embedded").reason
+
+
+def test_suite_plan_merges_tasks_orders_by_encoder_and_filters():
+    jobs, cannot = suite.plan("rho", "embedded", 2, suite.parse_only(["rho=1,2"]))
+    assert len(jobs) == 4 * 2 * 2 * 2 and not cannot  # methods x rho x protocols x seeds
+    assert [j.seed for j in jobs[:16]] == [0] * 16
+    first = jobs[0]
+    assert (first.method, first.sets, first.tasks) == ("rho_moco", ("methods.rho_moco.rho=1",), ["digits-appearance"])
+    assert jobs[1].sets == first.sets and jobs[1].protocol != first.protocol  # one encoder's protocols together
+    assert 'protocols.finetune.tasks=["digits-appearance"]' in jobs[0].overrides()
+    with pytest.raises(paper.ConfigError, match="unknown suite"):
+        suite.plan("nope", "embedded", 1)
+    with pytest.raises(paper.ConfigError, match="SELECTOR=V1,V2"):
+        suite.parse_only(["flavour=2"])
+
+
+def test_suite_skips_recorded_cells_and_goes_on_after_a_failure():
+    jobs, _ = suite.plan("rho", "embedded", 1, suite.parse_only(["rho=1", "method=rho_byol,rho_moco"]))
+    recorded = [_record("embedded", e, 10.0) for e in jobs[0].experiments]  # the first job is done already
+    ran = []
+
+    def runner(cfg, progress):
+        if cfg.method == "rho_byol" and cfg.protocol == "finetune":
+            raise RuntimeError("boom")
+        ran.append((cfg.method, cfg.protocol, cfg.method_cfg.rho))
+        return {}, f"/runs/{len(ran)}.json"
+
+    out = suite.run_suite(jobs, "embedded", lambda: recorded, runner=runner, log=lambda m: None)
+    status = {(o.job.method, o.job.protocol): o.status for o in out}
+    assert status[(jobs[0].method, jobs[0].protocol)] == "recorded"
+    assert status[("rho_byol", "finetune")] == "failed" and list(status.values()).count("ran") == 2
+    assert "1 failed" in suite.report(out) and "boom" in suite.report(out)
+    listed = []
+    suite.run_suite(jobs, "embedded", lambda: recorded, dry_run=True, log=listed.append)
+    assert listed[-1].startswith("3 runs to do, 1 already recorded")
+    assert "pre-training train ~" in listed[0] or "pre-training reuse" in listed[0]
+
+
+def test_leaderboard_groups_tasks_by_emphasis_shows_costs_and_links_records(tmp_path):
+    defs = paper.load_definitions()
+    exp = paper.experiment(defs, defs.table(RHO), 1, 1, "embedded")
+    motion = paper.Experiment(exp.method, exp.protocol, exp.sets, "digits-motion", "top1")
+    recs = [_record("embedded", exp, 40.0), _record("embedded", motion, 70.0)]
+    recs[1]["id"] = "r-motion"
+    board = leaderboard(recs)
+    assert list(board.mean.columns) == ["linear-cached:digits-motion", "linear-cached:digits-appearance"]
+    md = format_table(board)
+    assert "[T] linear-cached:digits-motion | [S] linear-cached:digits-appearance" in md and "| 1.0 |" in md
+    html = page(board)
+    assert 'href="runs/r-motion.json"' in html and "temporally-heavy tasks" in html and "th.dataset.col" in html
+
+
+@pytest.mark.e2e
+def test_suite_runs_for_real_then_skips_and_fills_its_table(ci_manifest, cache_dir, tmp_path, capsys):
+    from harness.cli import main
+
+    base = ["--profile", "ci", "--results-dir", str(tmp_path), "--only", "method=rho_simclr", "--only", "rho=1"]
+    config = tmp_path / "bench.toml"
+    config.write_text(f"[run]\ncache_dir = {json.dumps(str(cache_dir))}\n")
+    assert main(["suite", "rho", *base, "--config", str(config), "-q"]) == 0
+    assert "2 ran" in capsys.readouterr().out
+    assert main(["suite", "rho", *base, "--config", str(config), "-q"]) == 0
+    assert "0 ran" in capsys.readouterr().out
+    assert main(["tables", "--table", "rho", "--profile", "ci", "--results-dir", str(tmp_path), "--config", str(config),
+                 "--out", str(tmp_path / "tables")]) == 0
+    text = capsys.readouterr().out
+    assert "| ρSimCLR | 36.1 / " in text and "(n=1) | 60.5 / no run" in text
+    assert (tmp_path / "tables" / "ci" / "feichtenhofer2021-rho-acc-vs-rho-k400-linear.png").stat().st_size > 1000
+    assert (tmp_path / "tables" / "ci" / "index.html").exists()
