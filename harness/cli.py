@@ -323,6 +323,8 @@ def tables(
     table: Optional[str] = typer.Option(None, "--table", metavar="NAME", help="one table, e.g. rho"),
     profile: Optional[str] = ProfileOpt,
     fmt: str = typer.Option("md", "--format", "-f", metavar="FMT", help="md | csv | tex | html"),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="KEY=V1,V2",
+                                             help="only the rows and columns with these selector values"),
     out: Optional[str] = typer.Option(None, "--out", metavar="DIR",
                                       help="also write every format and the plots there (e.g. results/tables)"),
     config: Optional[str] = ConfigOpt,
@@ -333,6 +335,7 @@ def tables(
     with _friendly():
         from harness import paper
         from harness import tables as t
+        from harness.suite import parse_only
 
         if fmt not in ("md", "markdown", "csv", "tex", "html"):
             raise ConfigError(f"--format {fmt!r}: one of md, csv, tex, html")
@@ -340,7 +343,8 @@ def tables(
         records, skipped = load_records(cfg.runs_dir())
         for line in skipped:
             typer.echo(f"warning: skipped {line}", err=True)
-        chosen = paper.load_definitions().select(paper_, table)
+        keep = parse_only(only or [])
+        chosen = [paper.restrict(tab, keep) for tab in paper.load_definitions().select(paper_, table)]
         done = [t.fill(tab, records, cfg.profile, config) for tab in chosen]
         if fmt == "html":
             typer.echo(t.html_page(f"Paper tables, profile {cfg.profile}", "\n".join(t.html_table(r) for r in done)))

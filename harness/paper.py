@@ -12,6 +12,7 @@ mixes in. Nothing here imports torch.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import statistics
@@ -131,6 +132,20 @@ class Definitions:
         want = tuple(table.selectors(i, j).items())
         hits = [r for r in self.references if r.paper == table.paper and r.table == table.name and r.keys == want]
         return hits[0] if hits else None
+
+
+def restrict(table: Table, only: dict[str, set[str]]) -> Table:
+    """The table with only the rows and columns that hold a cell whose selectors take the given values
+    (`--only rho=1,2`); the table itself when `only` is empty."""
+    if not only:
+        return table
+    ok = [[all(table.selectors(i, j).get(k, "") in v for k, v in only.items()) for j in range(len(table.columns))]
+          for i in range(len(table.rows))]
+    rows = [r for i, r in enumerate(table.rows) if any(ok[i])]
+    cols = [c for j, c in enumerate(table.columns) if any(line[j] for line in ok)]
+    if not rows or not cols:
+        raise ConfigError(f"--only leaves no cell of {table.id}")
+    return dataclasses.replace(table, rows=rows, columns=cols)
 
 
 def _text(v: Any) -> str:

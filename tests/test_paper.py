@@ -200,3 +200,12 @@ def test_suite_runs_for_real_then_skips_and_fills_its_table(ci_manifest, cache_d
     assert "| ρSimCLR | 36.1 / " in text and "(n=1) | 60.5 / no run" in text
     assert (tmp_path / "tables" / "ci" / "feichtenhofer2021-rho-acc-vs-rho-k400-linear.png").stat().st_size > 1000
     assert (tmp_path / "tables" / "ci" / "index.html").exists()
+
+
+def test_only_keeps_the_rows_and_columns_that_hold_matching_cells():
+    table = paper.restrict(paper.load_definitions().table(RHO), suite.parse_only(["rho=1,2", "method=rho_byol"]))
+    assert [r.label for r in table.rows] == ["ρBYOL"]
+    assert [f"{c.group} {c.label}" for c in table.columns] == ["K400 linear ρ=1", "K400 linear ρ=2",
+                                                              "UCF101 fine-tune ρ=1", "UCF101 fine-tune ρ=2"]
+    with pytest.raises(paper.ConfigError, match="leaves no cell"):
+        paper.restrict(table, {"rho": {"7"}})
