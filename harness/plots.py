@@ -39,8 +39,10 @@ def accuracy_vs_selector(r: Rendered, out_dir: Path) -> list[Path]:
     for g in groups:
         cols = [j for j, c in enumerate(r.table.columns) if c.group == g]
         fig, (ax_p, ax_o) = plt.subplots(1, 2, figsize=(10, 4))
-        for line in r.cells:
+        spread = (max(xs) - min(xs)) if len(xs := [x for j in cols if (x := _x_of(r, j, key)) is not None]) > 1 else 1
+        for k, line in enumerate(r.cells):
             xs = [_x_of(r, j, key) for j in cols]
+            dodge = (k - (len(r.cells) - 1) / 2) * 0.012 * spread  # our error bars side by side, not on top
             paper_pts = [(x, line[j].paper_value) for x, j in zip(xs, cols) if line[j].paper_value is not None]
             if paper_pts:
                 ax_p.plot(*zip(*paper_pts), marker="o", label=line[0].row)
@@ -49,10 +51,14 @@ def accuracy_vs_selector(r: Rendered, out_dir: Path) -> list[Path]:
                 x, o = zip(*ours_pts)
                 lo = [v.mean - v.ci[0] if v.ci else 0 for v in o]
                 hi = [v.ci[1] - v.mean if v.ci else 0 for v in o]
+                x = [v * (1 + dodge / spread) if spec.get("log_x") else v + dodge for v in x]
                 ax_o.errorbar(x, [v.mean for v in o], yerr=[lo, hi], marker="o", capsize=3, label=line[0].row)
-        for ax, who in ((ax_p, f"paper ({r.table.source})"), (ax_o, f"ours (profile {r.profile})")):
+        exp = next((line[j].experiment for line in r.cells for j in cols if line[j].experiment), None)
+        ours_label = f"{exp.protocol} on {exp.task}, top-1 (%)" if exp and r.stand_in else f"{g} top-1 (%)".strip()
+        for ax, who, ylabel in ((ax_p, f"paper ({r.table.source})", f"{g} top-1 (%)".strip()),
+                                (ax_o, f"ours (profile {r.profile})", ours_label)):
             ax.set_xlabel(spec.get("xlabel", key))
-            ax.set_ylabel(f"{g or 'accuracy'} top-1 (%)")
+            ax.set_ylabel(ylabel)
             ax.set_title(who, fontsize=9)
             ax.grid(alpha=0.3)
             if spec.get("log_x"):
