@@ -312,14 +312,24 @@ def _task_view(identity: dict, dataset: str, task: str) -> dict:
     return out
 
 
-def matches(record: dict, profile: str, exp: Experiment, path: str | None = None) -> bool:
-    if (record.get("profile"), record.get("method"), record.get("protocol")) != (profile, exp.method, exp.protocol):
+def same_measurement(record: dict, profile: str, exp: Experiment, path: str | None = None) -> bool:
+    """Whether `record` scored `exp`'s task the way `exp` would, whichever encoder it scored."""
+    if (record.get("profile"), record.get("protocol")) != (profile, exp.protocol):
         return False
-    enc, proto, code, _ = expected(profile, exp, path)
+    if not any(t.get("task") == exp.task for t in record.get("results", [])):
+        return False
+    _, proto, _, versions = expected(profile, exp, path)
     dataset = catalog.TASKS.get(exp.task).dataset
-    ident = record.get("identity", {})
-    return (_norm(ident.get("encoder", {})) == enc and _norm(record.get("code_version", {})) == code
-            and _norm(_task_view(ident.get("protocol", {}), dataset, exp.task)) == proto)
+    return (record.get("code_version", {}).get("protocol") == versions["protocol"]
+            and _norm(_task_view(record.get("identity", {}).get("protocol", {}), dataset, exp.task)) == proto)
+
+
+def matches(record: dict, profile: str, exp: Experiment, path: str | None = None) -> bool:
+    """Whether `record` is `exp` under `profile`: same method, encoder, measurement and code versions."""
+    if record.get("method") != exp.method or not same_measurement(record, profile, exp, path):
+        return False
+    enc, _, code, _ = expected(profile, exp, path)
+    return _norm(record.get("identity", {}).get("encoder", {})) == enc and _norm(record.get("code_version", {})) == code
 
 
 # ----------------------------------------------------------------------------- our numbers

@@ -70,31 +70,19 @@ def fill(table: paper.Table, records: list[dict], profile: str, config_path: str
 
 def released(rows: list[list[Cell]], records: list[dict], profile: str, config_path: str | None) -> list:
     """Released checkpoints (`pretrained` records of this profile), one row per file content, filled in the
-    columns whose protocol and task they were scored on with the protocol settings the column expects."""
-    found: dict[str, list] = {}
-    for j in range(len(rows[0]) if rows else 0):
-        exp = next((r[j].experiment for r in rows if r[j].experiment), None)
-        if exp is None:
-            continue
-        _, want, _, _ = paper.expected(profile, exp, config_path)
-        dataset = paper.catalog.TASKS.get(exp.task).dataset
+    columns whose task they were scored on the way the column measures it."""
+    found: dict[str, list[list[dict]]] = {}
+    columns = [next((r[j].experiment for r in rows if r[j].experiment), None) for j in range(len(rows[0]) if rows else 0)]
+    for j, exp in enumerate(columns):
         for r in records:
-            if (r.get("method"), r.get("profile"), r.get("protocol")) != ("pretrained", profile, exp.protocol):
-                continue
-            if paper._norm(paper._task_view(r["identity"].get("protocol", {}), dataset, exp.task)) != want:
+            if exp is None or r.get("method") != "pretrained" or not paper.same_measurement(r, profile, exp, config_path):
                 continue
             sha = r["identity"]["encoder"].get("methods.pretrained.sha256", "?")
             name = Path(r.get("config", {}).get("methods", {}).get("pretrained", {}).get("path", "?")).name
-            found.setdefault(f"{name} ({sha[:8]})", [[] for _ in rows[0]])[j].append(r)
-    out = []
-    for label, per_col in found.items():
-        vals = []
-        for j, recs in enumerate(per_col):
-            exp = next((r[j].experiment for r in rows if r[j].experiment), None)
-            vals.append(paper.ours(recs, profile, paper.Experiment("pretrained", exp.protocol, (), exp.task, exp.metric),
-                                   config_path, check=False) if recs and exp else None)
-        out.append((label, vals))
-    return out
+            found.setdefault(f"{name} ({sha[:8]})", [[] for _ in columns])[j].append(r)
+    return [(label, [paper.ours(recs, profile, paper.Experiment("pretrained", exp.protocol, (), exp.task, exp.metric),
+                                config_path, check=False) if recs else None for recs, exp in zip(per_col, columns)])
+            for label, per_col in found.items()]
 
 
 # ----------------------------------------------------------------------------- formats

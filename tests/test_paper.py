@@ -209,3 +209,17 @@ def test_only_keeps_the_rows_and_columns_that_hold_matching_cells():
                                                               "UCF101 fine-tune ρ=1", "UCF101 fine-tune ρ=2"]
     with pytest.raises(paper.ConfigError, match="leaves no cell"):
         paper.restrict(table, {"rho": {"7"}})
+
+
+def test_released_checkpoints_scored_here_appear_as_extra_rows():
+    defs = paper.load_definitions()
+    table = paper.restrict(defs.table(RHO), suite.parse_only(["rho=2"]))
+    exp = paper.experiment(defs, table, 0, 0, "embedded")  # K400 linear -> linear-cached on appearance
+    rec = _record("embedded", exp, 33.0)
+    rec.update(method="pretrained", config={"methods": {"pretrained": {"path": "/w/SLOW_8x8_R50_BYOL.pyth"}}})
+    rec["identity"]["encoder"] = {"methods.pretrained.sha256": "ab12cd34ef", "methods.pretrained.format": "slowfast"}
+    other = {**rec, "profile": "paper"}
+    r = tables.fill(table, [rec, other], "embedded")
+    assert r.released[0][0] == "SLOW_8x8_R50_BYOL.pyth (ab12cd34)" and len(r.released) == 1
+    assert r.released[0][1][0].mean == 33.0 and r.released[0][1][1] is None  # scored by the probe only
+    assert "| released: SLOW_8x8_R50_BYOL.pyth (ab12cd34) | – / 33.0 [28.0, 38.0] (n=1) |  |" in tables.markdown(r)
