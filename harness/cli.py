@@ -8,6 +8,7 @@ Every failure a user can cause ends as one line on stderr and a documented exit 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 from dataclasses import replace
@@ -90,16 +91,40 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted pre-training from its last checkpoint"),
     retrain: bool = typer.Option(False, "--retrain", help="pre-train again even if a matching encoder exists"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars (one line per phase remains)"),
+    nproc: int = typer.Option(1, "--nproc", metavar="N",
+                              help="pre-train over N processes on this machine (torchrun; one per GPU)"),
 ):
     """Pre-train METHOD (or reuse its encoder) and score it with PROTOCOL; writes one run record."""
     with _friendly():
         cfg = _load(profile, set_, method, protocol, seed, config, results_dir)
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            _torchrun(nproc)
         from harness.runner import run as do_run  # imports torch: only the commands that train or score pay for it
         from harness.runner import summary
 
         record, path = do_run(cfg, resume=resume, retrain=retrain, progress=not quiet)
+        if record is None:
+            return  # another process of a multi-process run: rank 0 reports
         typer.echo(summary(record))
         typer.echo(f"\nrecord: {path}")
+
+
+def _torchrun(nproc: int) -> None:
+    """Replace this process by `torchrun --standalone --nproc-per-node N -m harness.cli <the same arguments>`."""
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            args.append(a)
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "harness.cli", *args]
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 @app.command("list")

@@ -123,6 +123,10 @@ class PretrainConfig:
     compile: bool
     checkpoint_every: int  # optimizer steps between checkpoints
     log_every: int
+    # Over several processes (torchrun): "all" normalises every BatchNorm over the global batch, so N
+    # processes learn what one does; "heads" only the projection/prediction MLPs' (the ρ study's SyncBN
+    # MLPs; the backbone's BN sees each process's share); "none" none. One process: no difference.
+    sync_bn: Literal["all", "heads", "none"] = "all"
 
 
 @dataclass
@@ -208,6 +212,10 @@ class Config:
             out.update(_flat({f"methods.{self.method}": ident()}))
         if pretrains:
             pre = {k: v for k, v in d["pretrain"].items() if k not in PretrainConfig.bookkeeping}
+            if pre.get("sync_bn") == "all":  # named only when set otherwise, so older keys stay valid
+                pre.pop("sync_bn")
+            elif "WORLD_SIZE" in os.environ:  # BN over each process's share: the process count shapes it
+                pre["processes"] = int(os.environ["WORLD_SIZE"])
             out.update(_flat({f"methods.{self.method}": d["methods"][self.method], "augment": d["augment"],
                               "pretrain": pre, f"datasets.{self.pretrain.dataset}": _dataset_identity(self.dataset_cfg)}))
         return out

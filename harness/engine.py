@@ -7,6 +7,7 @@ was never interrupted.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from harness import distributed as dist
 from harness.atomic import atomic_write
 from harness.config import PretrainConfig, RunConfig, resolved_precision
 from harness.errors import ConfigError, NonFiniteLossError
@@ -263,6 +265,7 @@ def train(
     log: Callable[[str], None] = lambda msg: None,
     schedule: Callable[[int], float] | None = None,
     desc: str = "pretrain",
+    distributed: bool = False,
 ) -> TrainStats:
     """Train `method` for `total_steps`, checkpointing to `ckpt_path` (pre-training, and the protocols
     that train: `linear`, `finetune`). `schedule(step)` overrides the LR of `cfg`'s warm-up + cosine.
@@ -270,8 +273,16 @@ def train(
     `make_loader(start_step)` returns one batch for each of the steps start_step..total_steps-1. A
     batch whose videos were all unreadable still counts as a step (no update), so the step count,
     the data order and `--resume` stay aligned with the sampler.
+
+    `distributed`: this process is one of several (`torchrun`), `make_loader` yields its share of each
+    step's global batch, and the method is wrapped in DistributedDataParallel (gradients averaged over
+    processes), its BatchNorms synchronised as `cfg.sync_bn` says. Logged terms are means over processes;
+    only rank 0 writes the checkpoint; every rank reads it to resume.
     """
     bf16 = use_bf16(cfg, device)
+    distributed = distributed and dist.world_size() > 1
+    if distributed and cfg.sync_bn != "none":
+        _sync_bn(method, cfg.sync_bn)
     prepare_model(method, device, cfg.channels_last)
     modules = method.trainable_modules()
     optimizer = build_optimizer(modules, cfg, [method.lr_scale(m) for m in modules])
@@ -296,7 +307,19 @@ def train(
         log(f"resuming from step {step} of {total_steps} ({ckpt_path})")
     elif resume:
         log(f"--resume: no unfinished pre-training of this configuration at {ckpt_path}; starting at step 0")
-    forward = torch.compile(method.losses) if cfg.compile else method.losses
+    forward = method.losses
+    if distributed:
+        import inspect
+
+        from torch.nn.parallel import DistributedDataParallel
+
+        # buffers (BN statistics, MoCo's queue) stay each process's own: they agree by construction.
+        # torch 2.14 renamed the switch; 2.11 knows the old name only
+        quiet = ({"forward_sync_buffers": False} if "forward_sync_buffers" in
+                 inspect.signature(DistributedDataParallel).parameters else {"broadcast_buffers": False})
+        forward = DistributedDataParallel(_Losses(method), device_ids=[device.index] if device.type == "cuda" else None,
+                                          **quiet)
+    forward = torch.compile(forward) if cfg.compile else forward
     last_good = ckpt_path if ckpt_path.exists() and resume else None
 
     def where() -> str:
@@ -309,6 +332,11 @@ def train(
             raise NonFiniteLossError(f"non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
                                      f"after step {at}; training stopped without saving them. {where()}. "
                                      "Lower pretrain.lr or enable pretrain.grad_clip.")
+        if distributed:
+            stats.bad_videos = {k: v for part in dist.all_gather_object(stats.bad_videos) for k, v in part.items()}
+            if not dist.is_main():
+                last_good = ckpt_path
+                return
         atomic_save({
             "method": method.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": {"step": at, "total": total_steps, "warmup": warmup},
@@ -317,7 +345,7 @@ def train(
         }, ckpt_path)
         last_good = ckpt_path
 
-    bar = progress_bar(total_steps, step, desc, "step", progress)
+    bar = progress_bar(total_steps, step, desc, "step", progress and dist.is_main())
     method.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -334,15 +362,18 @@ def train(
             if "clips" in batch:
                 batch = to_device(batch, device)
                 method.before_step(info)
-                info.outputs = _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info, where)
+                with dist.synchronised() if distributed else contextlib.nullcontext():
+                    info.outputs = _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info, where,
+                                         distributed)
                 scalars = {k: v for k, v in info.outputs.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
                 # one device-to-host copy for all logged terms: a .item() each would synchronise once per term
-                terms = dict(zip(scalars, torch.stack([v.float().to(device) for v in scalars.values()]).tolist()))
+                stacked = torch.stack([v.float().to(device) for v in scalars.values()])
+                terms = dict(zip(scalars, (dist.all_reduce_mean(stacked) if distributed else stacked).tolist()))
                 loss = terms["loss"]
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
                 loss_n += 1
-                n_clips = batch["clips"].shape[0] * clips_per_sample
+                n_clips = batch["clips"].shape[0] * clips_per_sample * (dist.world_size() if distributed else 1)
                 if t_timed is None:  # the first step pays for warm-up and caches; time from the second
                     t_timed = time.perf_counter()
                 else:
@@ -372,7 +403,24 @@ def train(
     return stats
 
 
-def _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info: StepInfo, where) -> dict:
+class _Losses(nn.Module):
+    """The method's `losses` as a module's forward, which is what DistributedDataParallel wraps."""
+
+    def __init__(self, method: nn.Module):
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch: dict) -> dict:
+        return self.method.losses(batch)
+
+
+def _sync_bn(method: nn.Module, which: str) -> None:
+    """Synchronise the method's BatchNorms over processes: "all" of them, or "heads" (the MLP heads'
+    BatchNorm1d layers; the backbones normalise with BatchNorm3d)."""
+    dist.sync_batchnorm(method, nn.modules.batchnorm._BatchNorm if which == "all" else nn.BatchNorm1d)
+
+
+def _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info: StepInfo, where, distributed=False) -> dict:
     """One optimiser step on a batch already on the device; returns the method's outputs (loss detached).
 
     Stops on a non-finite loss or gradient before anything is updated. The method's
@@ -383,8 +431,9 @@ def _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info: StepIn
     with torch.autocast(batch["clips"].device.type, dtype=torch.bfloat16, enabled=bf16):
         out = forward(batch)
     loss = out["loss"].float()
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"loss is {loss.item()} at step {info.step} (lr {lr:.3g}); training stopped. "
+    seen = dist.all_reduce_mean(loss.detach().clone()) if distributed else loss  # all processes stop together
+    if not torch.isfinite(seen):
+        raise NonFiniteLossError(f"loss is {seen.item()} at step {info.step} (lr {lr:.3g}); training stopped. "
                                  f"{where()}. Lower pretrain.lr or enable pretrain.grad_clip.")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

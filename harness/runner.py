@@ -24,9 +24,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness import catalog, code_version
+from harness import distributed as dist
 from harness.backbones import build_encoder
 from harness.config import Config, resolved_precision
-from harness.data.datasets import BadVideos, EpochBatches, PretrainClips, VideoSet
+from harness.data.datasets import BadVideos, EpochBatches, PretrainClips, ShareOf, VideoSet
 from harness.data.manifest import atomic_json, verify
 from harness.data.sampling import clip_span
 from harness.engine import atomic_save, resolve_device, seed_everything, train
@@ -36,7 +37,8 @@ from protocols.base import EvalContext, TaskResult
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    if dist.is_main():  # one voice for a multi-process run
+        print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -52,7 +54,10 @@ class Plan:
 
 def preflight(cfg: Config) -> Plan:
     """Every check the configuration allows before work starts; raises ConfigError / StorageError."""
-    device = resolve_device(cfg.run)
+    device = dist.setup(resolve_device(cfg.run))
+    if dist.world_size() > 1 and cfg.pretrains and cfg.pretrain.batch_size % dist.world_size():
+        raise ConfigError(f"pretrain.batch_size {cfg.pretrain.batch_size} does not split over {dist.world_size()} "
+                          "processes; choose a multiple of the process count")
     precision = resolved_precision(cfg.pretrain.precision, device.type)
     check_writable(cfg.runs_dir(), "results folder")
     check_writable(cfg.cache_root(), "cache folder")
@@ -126,6 +131,8 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
 
     def make_loader(start: int):
         sampler = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed, start)
+        if dist.world_size() > 1:
+            sampler = ShareOf(sampler, dist.rank(), dist.world_size())
         return DataLoader(data, batch_sampler=sampler, collate_fn=data.collate, num_workers=cfg.data.num_workers,
                           pin_memory=plan.device.type == "cuda", persistent_workers=False)
 
@@ -136,14 +143,17 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
     log(f"pre-training {cfg.method} on {cfg.pretrain.dataset} ({len(videos)} videos, {steps.total_steps} steps "
         f"of {cfg.pretrain.batch_size}x{data.views} clips) on {plan.device.type} ({plan.precision}) -> {out}")
     stats = train(method, make_loader, steps.total_steps, data.views, cfg.pretrain, plan.device, ckpt, resume,
-                  on_bad=on_bad, fingerprint=plan.key, progress=progress, log=log)
+                  on_bad=on_bad, fingerprint=plan.key, progress=progress, log=log, distributed=True)
     span = clip_span(cfg.backbone.clip.frames, cfg.backbone.clip.stride)
     info = {"short_videos": sum(0 < videos.num_frames(i) < span for i in range(len(videos))),
             "key": plan.key, "code_version": plan.code_version, "git_commit": git_commit(),
             "device": plan.device.type, "data": dataset_identity(cfg, cfg.pretrain.dataset),
             "videos": len(videos), "config": cfg.encoder_identity(True), "seed": cfg.run.seed, **asdict(stats)}
-    atomic_save(method.encoder.state_dict(), enc_path)
-    atomic_json(info_path, info)
+    if dist.world_size() > 1:
+        info["processes"] = dist.world_size()
+    if dist.is_main():
+        atomic_save(method.encoder.state_dict(), enc_path)
+        atomic_json(info_path, info)
     log(f"pre-training done in {stats.seconds:.0f} s ({stats.clips_per_s:.0f} clips/s)"
         + (f"; {len(stats.bad_videos)} unreadable videos skipped" if stats.bad_videos else ""))
     return {**info, "reused": False, "checkpoint": str(enc_path)}
@@ -258,9 +268,16 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
     if missing:
         raise ConfigError(f"protocol {cfg.protocol!r} scores the {' and '.join(missing)} tower(s), which "
                           f"{cfg.method!r} does not learn (it exports: {', '.join(method.exports())})")
+    if dist.world_size() > 1 and not dist.is_main():
+        dist.barrier()  # rank 0 prepares the data and checks it first
     for _ in each_split(cfg):
         protocol.check(ctx)  # what only the data can tell, before any pre-training
+    if dist.world_size() > 1 and dist.is_main():
+        dist.barrier()
     pre = pretrain(cfg, plan, method, resume, retrain, progress)
+    dist.barrier()  # the encoder is on disk before any process goes on
+    if not dist.is_main():
+        return None, None  # rank 0 scores the encoder and writes the record
     t1 = time.perf_counter()
     log(f"scoring {cfg.method} with protocol {cfg.protocol} on {', '.join(getattr(cfg.protocol_cfg, 'tasks', []))}")
     results = evaluate_splits(protocol, method.exports(), ctx)
@@ -282,7 +299,8 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         "datasets": datasets, "unreadable_videos": unreadable,
         "pretrain": pre,
         "costs": {"total_seconds": t2 - t0, "pretrain_seconds": t1 - t0, "protocol_seconds": t2 - t1,
-                  "device": str(plan.device), "precision": plan.precision, "threads": torch.get_num_threads()},
+                  "device": str(plan.device), "precision": plan.precision, "threads": torch.get_num_threads(),
+                  "processes": dist.world_size()},
         "config": cfg.to_dict(), "config_files": cfg.sources, "pretrain_key": plan.key,
         "versions": versions(), "git_commit": git_commit(), "host": platform.node(),
         "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),

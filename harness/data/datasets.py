@@ -258,3 +258,19 @@ class EpochBatches(Sampler):
             if epoch != perm_epoch:  # one permutation per epoch, not per step
                 perm, perm_epoch = np.random.default_rng([self.seed, 99, epoch]).permutation(self.n), epoch
             yield [(epoch, int(i)) for i in perm[b * self.batch:(b + 1) * self.batch]]
+
+
+class ShareOf(Sampler):
+    """One process's share of every batch of `batches` (the contiguous slice of rank `rank` of `world`), so
+    the processes of a `torchrun` run together read exactly the 1-process run's global batches in its order."""
+
+    def __init__(self, batches: Sampler, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for b in self.batches:
+            k = len(b) // self.world
+            yield b[self.rank * k:(self.rank + 1) * k]
