@@ -24,6 +24,7 @@ from harness.atomic import atomic_write
 from harness.config import PretrainConfig, RunConfig, resolved_precision
 from harness.errors import ConfigError, NonFiniteLossError
 from harness.progress import progress_bar
+from harness.runlog import NoLog, ScalarLog
 
 __all__ = ["NonFiniteLossError", "resolve_device", "seed_everything", "use_bf16", "LARS", "build_optimizer",
            "lr_at", "scaled_lr", "atomic_save", "train", "TrainStats", "StepInfo", "to_device"]
@@ -352,8 +353,16 @@ def train(
     t_start, timed_clips, t_timed = time.perf_counter(), 0, None
     sums: dict[str, float] = {}  # every scalar term of `losses`, averaged over the steps of a log interval
     loss_n, loss = 0, float("nan")
+    scalars_log = ScalarLog(ckpt_path.parent, step) if dist.is_main() else NoLog()
+    t_interval, wait, clips_interval = time.perf_counter(), 0.0, 0
+    batches = iter(make_loader(step))
     try:
-        for batch in make_loader(step):
+        while True:
+            t_ask = time.perf_counter()
+            batch = next(batches, None)
+            wait += time.perf_counter() - t_ask  # the step waits for data this long
+            if batch is None:
+                break
             if batch.get("bad"):
                 on_bad(batch["bad"])
                 stats.bad_videos.update(dict(batch["bad"]))
@@ -374,6 +383,7 @@ def train(
                     sums[k] = sums.get(k, 0.0) + v
                 loss_n += 1
                 n_clips = batch["clips"].shape[0] * clips_per_sample * (dist.world_size() if distributed else 1)
+                clips_interval += n_clips
                 if t_timed is None:  # the first step pays for warm-up and caches; time from the second
                     t_timed = time.perf_counter()
                 else:
@@ -381,6 +391,11 @@ def train(
             method.after_step(info)
             step += 1
             if loss_n and (step % cfg.log_every == 0 or step == total_steps):
+                now = time.perf_counter()
+                scalars_log.add(step, {**{k if k == "loss" else f"term/{k}": v / loss_n for k, v in sums.items()},
+                                       "lr": lr, "clips_per_s": clips_interval / max(now - t_interval, 1e-9),
+                                       "data_wait_fraction": wait / max(now - t_interval, 1e-9)})
+                t_interval, wait, clips_interval = now, 0.0, 0
                 stats.loss_curve.append((step, sums.pop("loss") / loss_n))
                 for k, v in sums.items():
                     stats.term_curves.setdefault(k, []).append((step, v / loss_n))
@@ -394,6 +409,7 @@ def train(
                 bar.restart_clock()  # the first step paid for warm-up: estimates count from the second
     finally:
         bar.close()
+        scalars_log.close()
     stats.steps = step
     stats.seconds = time.perf_counter() - t_start
     stats.clips_per_s = timed_clips / max(time.perf_counter() - t_timed, 1e-9) if t_timed and timed_clips else 0.0

@@ -291,3 +291,21 @@ def test_the_last_good_checkpoint_after_a_blow_up_is_finite_and_resumable(tmp_pa
     assert all(torch.isfinite(v).all() for v in state["method"].values())
     stats = train(BlowsUp(at=-1), _batches(0, 10), 10, 1, cfg, torch.device("cpu"), ck, True, progress=False)
     assert stats.resumed_from_step == 2 and stats.steps == 10
+
+
+def test_scalar_log_keeps_each_step_once_across_a_resume(tmp_path):
+    import csv
+
+    from harness.runlog import CSV_NAME, ScalarLog
+
+    log = ScalarLog(tmp_path)
+    for step in (2, 4, 6):
+        log.add(step, {"loss": 1.0 / step, "lr": 0.1})
+    log.close()  # killed after step 6; its last checkpoint was at step 4
+    log = ScalarLog(tmp_path, resume_step=4)
+    log.add(6, {"loss": 0.5, "lr": 0.1})
+    log.close()
+    rows = list(csv.DictReader(open(tmp_path / CSV_NAME)))
+    assert [(int(r["step"]), r["name"]) for r in rows] == [(2, "loss"), (2, "lr"), (4, "loss"), (4, "lr"),
+                                                           (6, "loss"), (6, "lr")]
+    assert rows[4]["value"] == "0.5" and list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
