@@ -93,12 +93,29 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars (one line per phase remains)"),
     nproc: int = typer.Option(1, "--nproc", metavar="N",
                               help="pre-train over N processes on this machine (torchrun; one per GPU)"),
+    launcher: Optional[str] = typer.Option(None, "--launcher", metavar="NAME",
+                                           help="slurm | local: submit the run as a job (submitit)"),
+    nodes: int = typer.Option(1, "--nodes", metavar="N", help="with --launcher slurm"),
+    gpus_per_node: int = typer.Option(0, "--gpus-per-node", metavar="N", help="with --launcher: one process per GPU"),
+    partition: str = typer.Option("", "--partition", metavar="NAME", help="with --launcher slurm"),
+    time_: str = typer.Option("4:00", "--time", metavar="H:MM", help="with --launcher: the job's time limit"),
 ):
     """Pre-train METHOD (or reuse its encoder) and score it with PROTOCOL; writes one run record."""
     with _friendly():
         cfg = _load(profile, set_, method, protocol, seed, config, results_dir)
         if nproc < 1:
             raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+        if launcher:
+            if nproc > 1 or retrain:
+                raise ConfigError("--launcher takes its processes from --gpus-per-node and --nodes, and resumes "
+                                  "on requeue: leave out --nproc and --retrain")
+            from harness.launch import SlurmOptions, submit
+
+            opts = SlurmOptions(launcher, nodes, gpus_per_node, partition, time_, cfg.results_root() / "jobs")
+            job = submit(_args_without(LAUNCH_OPTIONS, {"--resume", "--retrain"}), opts)
+            typer.echo(f"submitted job {job.job_id} ({launcher}); log: {job.paths.stdout} and {job.paths.stderr}; "
+                       f"the record will be written to {cfg.runs_dir()}")
+            return
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
             _torchrun(nproc)
         from harness.runner import run as do_run  # imports torch: only the commands that train or score pay for it
@@ -111,18 +128,26 @@ def run(
         typer.echo(f"\nrecord: {path}")
 
 
-def _torchrun(nproc: int) -> None:
-    """Replace this process by `torchrun --standalone --nproc-per-node N -m harness.cli <the same arguments>`."""
+LAUNCH_OPTIONS = {"--nproc", "--launcher", "--nodes", "--gpus-per-node", "--partition", "--time"}
+
+
+def _args_without(options: set[str], flags: set[str] = frozenset()) -> list[str]:
+    """This `bench run`'s arguments (after `run`) without `options` (and their values) and `flags`."""
     args, skip = [], False
-    for a in sys.argv[1:]:
+    for a in sys.argv[2:]:
         if skip:
             skip = False
-        elif a == "--nproc":
+        elif a in options:
             skip = True
-        elif not a.startswith("--nproc="):
+        elif a.split("=", 1)[0] not in options and a not in flags:
             args.append(a)
+    return args
+
+
+def _torchrun(nproc: int) -> None:
+    """Replace this process by `torchrun --standalone --nproc-per-node N -m harness.cli <the same arguments>`."""
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "harness.cli", *args]
+            "-m", "harness.cli", "run", *_args_without({"--nproc"})]
     sys.stderr.flush()
     os.execv(sys.executable, argv)
 
@@ -321,6 +346,51 @@ def data_synth(
             raise ConfigError(f"--out {target}: not an empty folder")
         synth(fmt, target, seed=seed, progress=not quiet)
         typer.echo(f"{fmt}: miniature in {target}; use it with --set datasets.{fmt}.root={str(target)!r}")
+
+
+@app.command()
+def perf(
+    method: str = typer.Option("rho_byol", "--method", "-m", metavar="NAME", help="see `bench list methods`"),
+    backbone: Optional[str] = typer.Option(None, "--backbone", metavar="NAME", help="default: the profile's"),
+    rho: Optional[int] = typer.Option(None, "--rho", metavar="N", help="clips per video (the method's rho)"),
+    batch: Optional[int] = typer.Option(None, "--batch", metavar="N", help="videos per step (default: 8)"),
+    modes: str = typer.Option("fp32,bf16,bf16+channels_last,bf16+compile", "--modes", metavar="LIST",
+                              help="compute-only modes, comma-separated"),
+    workers: str = typer.Option("0,1,2", "--workers", metavar="LIST",
+                                help="loader worker counts to time ('' skips the loader and the full step)"),
+    steps: int = typer.Option(10, "--steps", metavar="N", help="timed steps per measurement"),
+    warmup: int = typer.Option(3, "--warmup", metavar="N", help="untimed steps first"),
+    profile: Optional[str] = ProfileOpt,
+    set_: Optional[List[str]] = SetOpt,
+    config: Optional[str] = ConfigOpt,
+    results_dir: Optional[str] = ResultsOpt,
+):
+    """Time a pre-training step: compute only (fp32, bf16, channels-last, compile), the loader alone with N
+    workers, and the full step with real data; prints them side by side and writes <results>/perf/*.json."""
+    with _friendly():
+        sets = list(set_ or [])
+        if backbone:
+            sets.append(f"backbone.name={backbone!r}")
+        if rho is not None:
+            sets.append(f"methods.{method}.rho={rho}")
+        cfg = _load(profile, sets, method, config=config, results_dir=results_dir)
+        if not cfg.pretrains:
+            raise ConfigError(f"{method} does not pre-train; bench perf times pre-training steps")
+        try:
+            counts = [int(w) for w in workers.split(",") if w.strip()]
+        except ValueError:
+            raise ConfigError(f"--workers {workers!r}: comma-separated whole numbers, e.g. 0,1,2") from None
+        if steps < 1 or warmup < 0 or (batch is not None and batch < 2) or any(w < 0 for w in counts):
+            raise ConfigError("--steps must be >= 1, --warmup >= 0, --batch >= 2 and --workers >= 0")
+        from harness import perf as p
+
+        mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+        res = p.measure(cfg, mode_list, counts, steps, warmup, batch or 8, log=lambda m: typer.echo(m, err=True))
+        typer.echo(f"{method} on {cfg.backbone.name}, profile {cfg.profile}, batch {batch or 8} videos\n")
+        typer.echo(p.table(res))
+        path = p.write(res, cfg, {"batch": batch or 8, "steps": steps, "warmup": warmup, "modes": mode_list,
+                                  "workers": counts, "sets": sets})
+        typer.echo(f"\nwritten to {path}")
 
 
 @app.command()

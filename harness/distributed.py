@@ -34,6 +34,7 @@ def setup(device: torch.device) -> torch.device:
         return device
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        local = local if torch.cuda.device_count() > 1 else 0  # a launcher that shows each process its one GPU
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
     if not dist.is_initialized():

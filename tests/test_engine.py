@@ -1,6 +1,7 @@
 """The training loop: schedule, LARS, atomic checkpoints, exact resume, the non-finite guard."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -309,3 +310,19 @@ def test_scalar_log_keeps_each_step_once_across_a_resume(tmp_path):
     assert [(int(r["step"]), r["name"]) for r in rows] == [(2, "loss"), (2, "lr"), (4, "loss"), (4, "lr"),
                                                            (6, "loss"), (6, "lr")]
     assert rows[4]["value"] == "0.5" and list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.e2e
+def test_bench_perf_times_compute_loader_and_the_full_step(tmp_path, cache_dir, ci_manifest, capsys):
+    from harness.cli import main
+
+    rc = main(["perf", "-p", "ci", "--modes", "fp32,bf16", "--workers", "0", "--steps", "2", "--warmup", "1",
+               "--set", f"run.cache_dir={str(cache_dir)!r}", "--results-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "| compute only, fp32 |" in out and "| 1.00x |" in out and "| loader only, workers=0 |" in out
+    assert "full step (fp32, workers=0)" in out
+    (path,) = (tmp_path / "perf").glob("*.json")
+    body = json.loads(path.read_text())
+    assert body["compute"]["fp32"]["clips_per_s"] > 0 and body["full"]["workers"] == 0
+    assert main(["perf", "-p", "ci", "--modes", "fp64"]) == 2

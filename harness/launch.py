@@ -1,0 +1,82 @@
+"""`bench run --launcher slurm|local`: the same run submitted as a job through submitit.
+
+Each task of the job is one process of the run: `BenchJob` exports the rendezvous that Slurm describes
+(MASTER_ADDR, RANK, WORLD_SIZE, LOCAL_RANK; submitit's TorchDistributedEnvironment) and calls `bench run`
+with `--resume`, so the first attempt starts at step 0 and a requeued one continues from the last
+checkpoint. On pre-emption or time-out, submitit calls `checkpoint()`, which requeues the same job
+(submitit's Checkpointable): training state lives in the run's checkpoint folder, not in the job.
+The `local` launcher runs the job on this machine with submitit's local executor (tests, a workstation).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+try:
+    import submitit
+    from submitit.helpers import Checkpointable
+except ImportError:  # pragma: no cover - submitit is a dependency; this keeps `bench --help` alive without it
+    submitit = None
+    Checkpointable = object
+
+
+class BenchJob(Checkpointable):
+    """One `bench run` (its arguments, without the launcher's) as a requeueable submitit job."""
+
+    def __init__(self, argv: list[str]):
+        self.argv = argv
+
+    def __call__(self) -> int:
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        from harness.cli import main
+
+        rc = main(["run", *self.argv, "--resume"])
+        if rc:
+            raise RuntimeError(f"bench run exited with code {rc}; see this job's log")
+        return rc
+
+
+@dataclass
+class SlurmOptions:
+    launcher: str  # "slurm" | "local"
+    nodes: int
+    gpus_per_node: int
+    partition: str
+    time: str  # H:MM
+    folder: Path
+
+    def minutes(self) -> int:
+        try:
+            h, m = self.time.split(":")
+            total = int(h) * 60 + int(m)
+        except ValueError:
+            raise ConfigError(f"--time {self.time!r}: write hours:minutes, e.g. 12:00") from None
+        if total <= 0:
+            raise ConfigError(f"--time {self.time!r}: must be longer than zero")
+        return total
+
+
+def submit(argv: list[str], opts: SlurmOptions):
+    """Submit the run; returns the submitit job."""
+    if submitit is None:
+        raise ConfigError("--launcher needs the submitit package (pip install submitit)")
+    if opts.launcher not in ("slurm", "local"):
+        raise ConfigError(f"--launcher {opts.launcher!r}: slurm or local")
+    if opts.nodes < 1 or opts.gpus_per_node < 0:
+        raise ConfigError("--nodes must be >= 1 and --gpus-per-node >= 0")
+    tasks = max(opts.gpus_per_node, 1)  # one task (process) per GPU; one task on a CPU node
+    if opts.launcher == "local":
+        if opts.nodes != 1:
+            raise ConfigError("--launcher local runs on this machine: --nodes 1")
+        executor = submitit.LocalExecutor(folder=str(opts.folder / "%j"))
+        executor.update_parameters(timeout_min=opts.minutes(), tasks_per_node=tasks, gpus_per_node=opts.gpus_per_node)
+    else:
+        executor = submitit.AutoExecutor(folder=str(opts.folder / "%j"), cluster="slurm")
+        executor.update_parameters(timeout_min=opts.minutes(), nodes=opts.nodes, tasks_per_node=tasks,
+                                   gpus_per_node=opts.gpus_per_node, cpus_per_task=8 if opts.gpus_per_node else 2,
+                                   name="bench", **({"slurm_partition": opts.partition} if opts.partition else {}))
+    return executor.submit(BenchJob(argv))
