@@ -463,6 +463,11 @@ def suite(
     config: Optional[str] = ConfigOpt,
     results_dir: Optional[str] = ResultsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+    launcher: Optional[str] = typer.Option(None, "--launcher", metavar="NAME",
+                                           help="slurm | local: submit a job array, one job per encoder"),
+    gpus_per_node: int = typer.Option(0, "--gpus-per-node", metavar="N", help="with --launcher"),
+    partition: str = typer.Option("", "--partition", metavar="NAME", help="with --launcher slurm"),
+    time_: str = typer.Option("4:00", "--time", metavar="H:MM", help="with --launcher: each job's time limit"),
 ):
     """Run the experiments that fill a paper table, skipping those already recorded and reusing
     pre-trained encoders; a failed run is reported at the end and the others go on."""
@@ -475,6 +480,19 @@ def suite(
             typer.echo(f"not runnable: {line}", err=True)
         if not jobs:
             raise ConfigError(f"suite {name!r} has no runnable cell under profile {cfg.profile!r}")
+        if launcher and not dry_run:
+            from harness.launch import SlurmOptions, submit_array
+
+            todo = [j for j in jobs if not s.done(j, load_records(cfg.runs_dir())[0], cfg.profile, config)]
+            groups = s.by_encoder(todo)
+            opts = SlurmOptions(launcher, 1, gpus_per_node, partition, time_, cfg.results_root() / "jobs")
+            submitted = submit_array([[s.run_argv(j, cfg.profile, config, results_dir) for j in g] for g in groups],
+                                     opts) if groups else []
+            for job, g in zip(submitted, groups):
+                typer.echo(f"job {job.job_id}: {'; '.join(j.name for j in g)} (log {job.paths.stdout})")
+            typer.echo(f"submitted {len(submitted)} jobs for {len(todo)} runs ({len(jobs) - len(todo)} already "
+                       f"recorded); records go to {cfg.runs_dir()}; run `bench suite {name}` again to see what is left")
+            return
         outcomes = s.run_suite(jobs, cfg.profile, lambda: load_records(cfg.runs_dir())[0], dry_run=dry_run,
                                path=config, results_dir=results_dir, progress=not quiet,
                                log=lambda m: typer.echo(m, err=True))

@@ -23,10 +23,11 @@ except ImportError:  # pragma: no cover - submitit is a dependency; this keeps `
 
 
 class BenchJob(Checkpointable):
-    """One `bench run` (its arguments, without the launcher's) as a requeueable submitit job."""
+    """`bench run`s (their arguments, without the launcher's) as one requeueable submitit job, run in
+    order: a suite gives one job the runs of one encoder, so no two jobs train the same checkpoint."""
 
-    def __init__(self, argv: list[str]):
-        self.argv = argv
+    def __init__(self, *argvs: list[str]):
+        self.argvs = argvs
 
     def __call__(self) -> int:
         env = submitit.JobEnvironment()
@@ -34,10 +35,11 @@ class BenchJob(Checkpointable):
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         from harness.cli import main
 
-        rc = main(["run", *self.argv, "--resume"])
-        if rc:
-            raise RuntimeError(f"bench run exited with code {rc}; see this job's log")
-        return rc
+        for argv in self.argvs:  # a requeued job repeats the finished runs' scoring: their encoder is reused
+            rc = main(["run", *argv, "--resume"])
+            if rc:
+                raise RuntimeError(f"bench run {' '.join(argv)} exited with code {rc}; see this job's log")
+        return 0
 
 
 @dataclass
@@ -62,6 +64,11 @@ class SlurmOptions:
 
 def submit(argv: list[str], opts: SlurmOptions):
     """Submit the run; returns the submitit job."""
+    return submit_array([[argv]], opts)[0]
+
+
+def submit_array(groups: list[list[list[str]]], opts: SlurmOptions) -> list:
+    """Submit one job per group of runs (a Slurm job array when there are several); returns the jobs."""
     if submitit is None:
         raise ConfigError("--launcher needs the submitit package (pip install submitit)")
     if opts.launcher not in ("slurm", "local"):
@@ -79,4 +86,6 @@ def submit(argv: list[str], opts: SlurmOptions):
         executor.update_parameters(timeout_min=opts.minutes(), nodes=opts.nodes, tasks_per_node=tasks,
                                    gpus_per_node=opts.gpus_per_node, cpus_per_task=8 if opts.gpus_per_node else 2,
                                    name="bench", **({"slurm_partition": opts.partition} if opts.partition else {}))
-    return executor.submit(BenchJob(argv))
+    with executor.batch():
+        jobs = [executor.submit(BenchJob(*argvs)) for argvs in groups]
+    return jobs

@@ -195,3 +195,23 @@ def report(outcomes: list[Outcome]) -> str:
 
 def _duration(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def run_argv(job: Job, profile: str, path: str | None, results_dir: str | None) -> list[str]:
+    """The `bench run` arguments of a job (for a launcher)."""
+    argv = ["-m", job.method, "--protocol", job.protocol, "-p", profile, "--seed", str(job.seed), "-q"]
+    for o in job.overrides():
+        argv += ["--set", o]
+    if path:
+        argv += ["--config", str(Path(path).resolve())]
+    if results_dir:
+        argv += ["--results-dir", str(Path(results_dir).resolve())]
+    return argv
+
+
+def by_encoder(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs grouped by the encoder they share (method, settings, seed), in plan order."""
+    groups: dict[tuple, list[Job]] = {}
+    for j in jobs:
+        groups.setdefault((j.method, j.sets, j.seed), []).append(j)
+    return list(groups.values())

@@ -51,3 +51,20 @@ def test_the_cli_submits_and_says_where_things_go(tmp_path, cache_dir, ci_manife
     assert list((tmp_path / "runs").glob("*.json"))
     bad = subprocess.run([*cmd[:-2], "--time", "soon"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--time 'soon': write hours:minutes" in bad.stderr
+
+
+def test_a_suite_submits_one_job_per_encoder(tmp_path, cache_dir, ci_manifest):
+    cmd = [sys.executable, "-m", "harness.cli", "suite", "rho", "-p", "ci", "--only", "method=rho_simclr",
+           "--only", "rho=1,2", "--results-dir", str(tmp_path), "--launcher", "local", "--time", "0:10"]
+    env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "datasets").symlink_to(cache_dir / "datasets")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "submitted 2 jobs for 4 runs (0 already recorded)" in p.stdout  # ρ = 1 and 2: two encoders
+    deadline = time.time() + 300
+    while len(list((tmp_path / "runs").glob("*.json"))) < 4 and time.time() < deadline:
+        time.sleep(0.5)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 4
+    again = subprocess.run([*cmd[:-4], "--dry-run"], capture_output=True, text=True, timeout=120, env=env)
+    assert "0 runs to do, 4 already recorded" in again.stderr
