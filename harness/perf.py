@@ -137,44 +137,48 @@ def _loader_and_full(cfg: Config, res: PerfResult, workers: list[int], steps: in
     method = _method(cfg)
     spec = method.sample_spec()
     labels = pretrain_labels(ds, cfg, entries, spec.label)[1] if spec.label else None
-    n = steps + warmup
+    depth = 4 * max(workers)  # batches the workers prefetch: drained before timing, so the rate is steady state
+    n = steps + warmup + depth
 
-    def loader(k: int, cache: bool) -> DataLoader:
-        videos = VideoSet(root, entries, cache, fps=cfg.backbone.clip.fps)
+    def loader(k: int) -> DataLoader:
+        videos = VideoSet(root, entries, False, fps=cfg.backbone.clip.fps)  # decoded from disk: no frame cache
         data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, 0, spec.views, labels)
-        epochs = -(-n * batch // len(videos))
+        if len(videos) < batch:
+            raise ConfigError(f"--batch {batch}: the pre-training data has only {len(videos)} videos")
+        epochs = -(-n // (len(videos) // batch))  # enough epochs of whole batches for n steps
         sampler = EpochBatches(len(videos), batch, epochs, 0)
         return DataLoader(data, batch_sampler=sampler, collate_fn=data.collate, num_workers=k,
                           pin_memory=device.type == "cuda", persistent_workers=k > 0,
                           prefetch_factor=4 if k > 0 else None)
 
     for k in workers:
-        log(f"loader only, {k} workers: {warmup} + {steps} batches of {batch} videos (decoded from disk, no cache)")
-        it, clips, t0 = iter(loader(k, False)), 0, 0.0
-        for b in range(n):
-            if b == warmup:
+        log(f"loader only, {k} workers: {warmup + 4 * k} + {steps} batches of {batch} videos (decoded from disk)")
+        it, clips, t0 = iter(loader(k)), 0, 0.0
+        skip = warmup + 4 * k
+        for b in range(steps + skip):
+            if b == skip:
                 t0 = time.perf_counter()
             item = next(it)
-            if b >= warmup:
+            if b >= skip:
                 clips += item["clips"].shape[0] * item["clips"].shape[1]
         res.loader[f"workers={k}"] = {"clips_per_s": clips / (time.perf_counter() - t0)}
         del it
     k = max(workers)
     bf16 = cfg.pretrain.precision == "bf16" or (cfg.pretrain.precision == "auto" and device.type == "cuda")
     log(f"full step, {k} workers, {'bf16' if bf16 else 'fp32'}")
-    it = iter(loader(k, False))
+    it = iter(loader(k))
     calls, waited = [0], [0.0]
 
     def next_batch() -> dict:
         t = time.perf_counter()
         out = to_device(next(it), device)
-        if calls[0] >= warmup:  # only the timed steps' waits
+        if calls[0] >= warmup + depth:  # only the timed steps' waits
             waited[0] += time.perf_counter() - t
         calls[0] += 1
         return out
 
     seed_everything(0)
-    secs, clips = _time_steps(cfg, method, next_batch, steps, warmup, device, bf16, False, False)
+    secs, clips = _time_steps(cfg, method, next_batch, steps, warmup + depth, device, bf16, False, False)
     res.full = {"workers": k, "clips_per_s": clips / secs, "precision": "bf16" if bf16 else "fp32",
                 "data_wait_fraction": min(1.0, waited[0] / max(secs, 1e-9))}
 
