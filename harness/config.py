@@ -60,6 +60,9 @@ class DataConfig:
     num_workers: int
     cache_frames: bool  # keep decoded videos in memory across epochs (small datasets only)
     max_bad_fraction: float  # abort when more than this fraction of videos cannot be decoded
+    # where pre-training clips are colour-augmented and normalised: in the loader's workers, or on the
+    # training device for the whole batch at once (a GPU does it in a fraction of a worker's time)
+    augment_on: Literal["loader", "device"] = "loader"
 
 
 @dataclass

@@ -140,9 +140,13 @@ def _loader_and_full(cfg: Config, res: PerfResult, workers: list[int], steps: in
     depth = 4 * max(workers)  # batches the workers prefetch: drained before timing, so the rate is steady state
     n = steps + warmup + depth
 
+    finish = [lambda b: b]  # colour and normalisation, when `data.augment_on = "device"` leaves them to the step
+
     def loader(k: int) -> DataLoader:
         videos = VideoSet(root, entries, False, fps=cfg.backbone.clip.fps)  # decoded from disk: no frame cache
-        data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, 0, spec.views, labels)
+        data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, 0, spec.views, labels,
+                             on_device=cfg.data.augment_on == "device")
+        finish[0] = data.finish
         if len(videos) < batch:
             raise ConfigError(f"--batch {batch}: the pre-training data has only {len(videos)} videos")
         epochs = -(-n // (len(videos) // batch))  # enough epochs of whole batches for n steps
@@ -171,7 +175,7 @@ def _loader_and_full(cfg: Config, res: PerfResult, workers: list[int], steps: in
 
     def next_batch() -> dict:
         t = time.perf_counter()
-        out = to_device(next(it), device)
+        out = finish[0](to_device(next(it), device))
         if calls[0] >= warmup + depth:  # only the timed steps' waits
             waited[0] += time.perf_counter() - t
         calls[0] += 1

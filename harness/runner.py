@@ -30,7 +30,7 @@ from harness.config import Config, resolved_precision
 from harness.data.datasets import BadVideos, EpochBatches, PretrainClips, ShareOf, VideoSet
 from harness.data.manifest import atomic_json, verify
 from harness.data.sampling import clip_span
-from harness.engine import atomic_save, resolve_device, seed_everything, train
+from harness.engine import atomic_save, resolve_device, seed_everything, to_device, train
 from harness.errors import ConfigError
 from harness.results import check_writable, git_commit, versions, write_record
 from protocols.base import EvalContext, TaskResult
@@ -125,7 +125,8 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
         method.setup_labels(classes)
         log(f"{cfg.method} trains on the label {spec.label!r} of the {cfg.pretrain.dataset} pre-training videos "
             f"({len(classes)} classes)")
-    data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed, spec.views, labels)
+    data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed, spec.views, labels,
+                         on_device=cfg.data.augment_on == "device")
     steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed)
     bad = BadVideos(len(videos), cfg.data.max_bad_fraction)
 
@@ -133,8 +134,9 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
         sampler = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed, start)
         if dist.world_size() > 1:
             sampler = ShareOf(sampler, dist.rank(), dist.world_size())
-        return DataLoader(data, batch_sampler=sampler, collate_fn=data.collate, num_workers=cfg.data.num_workers,
-                          pin_memory=plan.device.type == "cuda", persistent_workers=False)
+        loader = DataLoader(data, batch_sampler=sampler, collate_fn=data.collate, num_workers=cfg.data.num_workers,
+                            pin_memory=plan.device.type == "cuda", persistent_workers=False)
+        return (data.finish(to_device(b, plan.device)) for b in loader) if data.on_device else loader
 
     def on_bad(items):
         for path, err in items:

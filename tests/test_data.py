@@ -408,3 +408,26 @@ def test_encoding_does_not_depend_on_uninitialised_memory(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(out)], env=env, check=True, timeout=300)
         digests.append([md.sha256_file(out / f"{i}.mp4") for i in range(4)])
     assert digests[0] == digests[1] == digests[2]
+
+
+def test_colour_augmentation_on_the_device_equals_the_loaders(ci_manifest):
+    """`data.augment_on = "device"`: the loader hands over uint8 clips and their colour parameters, and
+    `finish` gives the batch the loader would have given (here both on the CPU)."""
+    import json
+
+    import torch
+
+    from harness.config import load_config
+    from harness.data.datasets import PretrainClips, VideoSet
+
+    cfg = load_config("ci", ["augment.jitter_p=1.0", "augment.grayscale_p=0.5", "augment.blur_p=0.5"])
+    entries = [v for v in json.loads(ci_manifest.read_text())["videos"] if v["split"] == "pretrain"][:6]
+    videos = VideoSet(ci_manifest.parent, entries, False)
+    keys = [(0, i) for i in range(6)]
+    here = PretrainClips(videos, cfg.backbone.clip, cfg.augment, 2, 0)
+    later = PretrainClips(videos, cfg.backbone.clip, cfg.augment, 2, 0, on_device=True)
+    a = here.collate([here[k] for k in keys])
+    raw = later.collate([later[k] for k in keys])
+    assert raw["clips"].dtype == torch.uint8 and "colour" in raw
+    b = later.finish(raw)
+    assert torch.allclose(a["clips"], b["clips"]) and "colour" not in b

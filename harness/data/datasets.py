@@ -135,8 +135,10 @@ class PretrainClips(Dataset):
     """
 
     def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int,
-                 views: int | None = None, labels: list[int] | dict[str, list[int]] | None = None):
+                 views: int | None = None, labels: list[int] | dict[str, list[int]] | None = None,
+                 on_device: bool = False):
         self.videos, self.clip, self.rho, self.seed, self.labels = videos, clip, rho, seed, labels
+        self.on_device = on_device  # colour and normalisation wait for `finish`, on the training device
         self.views = max(rho, 2) if views is None else views
         if self.views != rho and rho != 1:
             raise ValueError(f"views ({self.views}) differ from rho ({rho}); only rho = 1 repeats a clip")
@@ -174,9 +176,15 @@ class PretrainClips(Dataset):
         return item
 
     def collate(self, items: list[dict]) -> dict:
-        """Batch items, then colour-augment and normalise all their clips in one go: (B, V, C, T, H, W)."""
+        """Batch items, then colour-augment and normalise all their clips in one go: (B, V, C, T, H, W);
+        with `on_device`, the batch keeps uint8 clips and their colour parameters for `finish`."""
         out = collate(items)
-        if "clips" in out:
+        return out if self.on_device else self.finish(out)
+
+    def finish(self, out: dict) -> dict:
+        """Colour-augment and normalise a collated batch wherever its tensors are (the loader's worker, or
+        the GPU after the batch was moved there: `data.augment_on = "device"`)."""
+        if "clips" in out and "colour" in out:
             b, v = out["clips"].shape[:2]
             x = self.colour(out["clips"].flatten(0, 1), out.pop("colour").flatten(0, 1))
             out["clips"] = self.normalize(x).unflatten(0, (b, v))

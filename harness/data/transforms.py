@@ -32,7 +32,7 @@ class Normalize:
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         x = video.float().div_(255) if video.dtype == torch.uint8 else video
-        return (x.transpose(-4, -3) - self.mean) / self.std
+        return (x.transpose(-4, -3) - self.mean.to(x.device)) / self.std.to(x.device)
 
 
 class ClipGeometry:
@@ -118,7 +118,7 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
     """Separable Gaussian blur with one sigma per clip (reflect padding, as torchvision)."""
     n, t, c, h, w = x.shape
     half = (k - 1) / 2
-    grid = torch.linspace(-half, half, k, dtype=x.dtype)
+    grid = torch.linspace(-half, half, k, dtype=x.dtype, device=x.device)
     ker = torch.exp(-0.5 * (grid / sigma.view(-1, 1)) ** 2)
     ker = (ker / ker.sum(1, keepdim=True)).repeat_interleave(t * c, 0)  # (n*t*c, k)
     y = x.reshape(1, n * t * c, h, w)
