@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,10 +96,18 @@ def test_a_killed_two_process_run_resumes_to_the_one_process_result(tmp_path, ca
         time.sleep(0.05)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not list(cache.glob("checkpoints/*/encoder.pt"))
+    solo = tmp_path / "c3"  # the same checkpoint resumed by one process: any process count continues it
+    shutil.copytree(cache, solo, symlinks=True)
+    alone, _ = _run(solo, tmp_path / "r3", "rho_moco", *extra, "--resume")
+    assert alone["pretrain"]["resumed_from_step"] > 0 and alone["costs"]["processes"] == 1
     two, log = _run(cache, tmp_path / "r2", "rho_moco", *extra, "--resume", nproc=2)
     assert 0 < two["pretrain"]["resumed_from_step"] < two["pretrain"]["total_steps"]
     assert f"resuming from step {two['pretrain']['resumed_from_step']}" in log
     _same_training(one, two)
+    for r1, r3 in zip(one["results"], alone["results"]):
+        assert abs(r1["metrics"]["top1"] - r3["metrics"]["top1"]) < 1.7
+    for (_, x), (_, y) in zip(one["pretrain"]["loss_curve"], alone["pretrain"]["loss_curve"]):
+        assert y == pytest.approx(x, rel=1e-3, abs=1e-4)
 
 
 def test_global_batchnorm_is_plain_batchnorm_in_one_process():
