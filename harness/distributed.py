@@ -181,7 +181,22 @@ def sum_with_grad(x: torch.Tensor) -> torch.Tensor:
     return x if world_size() == 1 else _SumWithGrad.apply(x)
 
 
-_SYNC = {"on": False}
+_SYNC = {"on": False, "shard": False}
+
+
+class sharded:
+    """Within this context the frozen-encoder protocols split their videos over the processes
+    (`protocols.multiview`) and gather the features, so every process holds the whole extraction."""
+
+    def __enter__(self):
+        self.before, _SYNC["shard"] = _SYNC["shard"], world_size() > 1
+
+    def __exit__(self, *exc):
+        _SYNC["shard"] = self.before
+
+
+def sharding() -> bool:
+    return _SYNC["shard"] and world_size() > 1
 
 
 class synchronised:

@@ -8,6 +8,7 @@ unreadable (once the data is repaired, it trains again on the whole set).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -278,11 +279,16 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         dist.barrier()
     pre = pretrain(cfg, plan, method, resume, retrain, progress)
     dist.barrier()  # the encoder is on disk before any process goes on
-    if not dist.is_main():
-        return None, None  # rank 0 scores the encoder and writes the record
+    shards = dist.world_size() > 1 and getattr(protocol, "shards", False)
+    if not dist.is_main() and not shards:
+        return None, None  # rank 0 scores the encoder alone (a protocol that trains) and writes the record
     t1 = time.perf_counter()
-    log(f"scoring {cfg.method} with protocol {cfg.protocol} on {', '.join(getattr(cfg.protocol_cfg, 'tasks', []))}")
-    results = evaluate_splits(protocol, method.exports(), ctx)
+    log(f"scoring {cfg.method} with protocol {cfg.protocol} on {', '.join(getattr(cfg.protocol_cfg, 'tasks', []))}"
+        + (f", the videos split over {dist.world_size()} processes" if shards else ""))
+    with dist.sharded() if shards else contextlib.nullcontext():
+        results = evaluate_splits(protocol, method.exports(), ctx)
+    if not dist.is_main():
+        return None, None
     t2 = time.perf_counter()
     datasets = {name: dataset_identity(cfg, name)
                 for name in dict.fromkeys([*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()])}

@@ -50,6 +50,9 @@ class Protocol:
     mode = ""
     aggregation = ""
     needs: tuple[str, ...] = ("video",)
+    # under torchrun, whether every process takes part, each reading a share of the videos; a protocol that
+    # trains (linear, finetune) runs on rank 0 alone
+    shards: bool = False
 
     def __init__(self, cfg):
         self.cfg = cfg

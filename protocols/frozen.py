@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from harness import code_version
+from harness import distributed as dist
 from harness.catalog import DATASETS, TASKS
 from harness.config import resolved_precision, to_plain
 from harness.data.datasets import BadVideos, LabelledViews, VideoSet
@@ -150,6 +151,8 @@ def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
                "batches": [c.feature_batch, c.clip_batch], "clip": to_plain(cfg.backbone.clip),
                "data": [t.dataset, t.train_split, t.test_split, to_plain(cfg.datasets[t.dataset])],
                "train_ids": g.train_ids, "device": ctx.device.type,
+               # BN re-estimated in shards is the mean of the processes' estimates: name their count
+               **({"processes": dist.world_size()} if dist.sharding() and c.recompute_bn else {}),
                "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -200,7 +203,7 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
         te = extract(encoder, test_ds, dev, c.feature_batch, workers, bad["test"], desc="test features",
                      progress=ctx.progress, **opts)
         seconds, info, failed = time.perf_counter() - t0, None, {**bad["train"].failed, **bad["test"].failed}
-        if path is not None:
+        if path is not None and dist.is_main():
             atomic_save({"train": dataclasses.asdict(tr), "test": dataclasses.asdict(te), "bad": failed,
                          "seconds": seconds}, path)
             info = {"key": path.stem, "reused": False, "extraction_seconds": seconds}
@@ -221,6 +224,8 @@ class TaskProtocol(Protocol):
 
 
 class EmbeddingProtocol(TaskProtocol):
+    shards = True  # under torchrun, every process extracts a share of the videos (harness.distributed.sharded)
+
     """The loop `knn` and `retrieval` share: one normalised embedding per video (training videos form the
     bank; test videos query it with all their views, and with the centre view alone for the `_1view`
     numbers); a subclass scores one task with `score`."""

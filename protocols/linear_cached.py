@@ -47,6 +47,8 @@ def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearCa
 
 
 class LinearCached(TaskProtocol):
+    shards = True  # under torchrun, every process extracts a share of the videos (harness.distributed.sharded)
+
     """Frozen encoder, BN statistics re-estimated, a linear layer on extracted features, multi-view test."""
 
     mode = "cached: frozen encoder, features extracted once (centre crops); linear layer trained on them"

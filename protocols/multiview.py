@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
+from harness import distributed as dist
 from harness.data.datasets import BadVideos, LabelledViews, collate
 from harness.errors import DataError
 from harness.progress import progress_bar
@@ -27,9 +28,17 @@ class Features:
     seconds: float
 
 
-def _loader(ds: LabelledViews, batch: int, workers: int) -> DataLoader:
+def _loader(ds, batch: int, workers: int) -> DataLoader:
     return DataLoader(ds, batch_size=batch, shuffle=False, num_workers=workers, collate_fn=collate,
                       persistent_workers=False)
+
+
+def _share(ds: LabelledViews):
+    """This process's videos of `ds` (every world_size-th from its rank) inside `dist.sharded()`; all of them
+    otherwise."""
+    if not dist.sharding():
+        return ds
+    return torch.utils.data.Subset(ds, range(dist.rank(), len(ds), dist.world_size()))
 
 
 def chunked(model: nn.Module, views: torch.Tensor, device: torch.device, clip_batch: int, bf16: bool) -> torch.Tensor:
@@ -57,11 +66,11 @@ def recalibrate_bn(encoder: nn.Module, ds: LabelledViews, device: torch.device, 
         m.reset_running_stats()
         m.momentum = None  # cumulative average over all batches
         m.train()
-    seen = 0
+    seen, failed = 0, BadVideos(len(ds), 1.0) if dist.sharding() else bad  # sharded: counted once all report
     try:
-        for b in _loader(ds, batch, workers):
+        for b in _loader(_share(ds), batch, workers):
             for path, err in b["bad"]:
-                bad.add(path, err)
+                failed.add(path, err)
             if "views" not in b:
                 continue
             chunked(encoder, b["views"], device, clip_batch, bf16)
@@ -71,6 +80,14 @@ def recalibrate_bn(encoder: nn.Module, ds: LabelledViews, device: torch.device, 
             m.momentum = mom
             m.train(tr)
         encoder.eval()
+    if dist.sharding():  # each process averaged over its share of the batches: the mean of those averages
+        for m in bns:
+            for buf in (m.running_mean, m.running_var):
+                buf.copy_(dist.all_reduce_mean(buf.detach().float().clone()).to(buf.dtype))
+        parts = dist.all_gather_object((seen, failed.failed))
+        seen, merged = sum(p[0] for p in parts), {k: v for p in parts for k, v in p[1].items()}
+        for path in sorted(merged):  # every process counts the same videos in the same order
+            bad.add(path, merged[path])
     return seen
 
 
@@ -81,25 +98,37 @@ def extract(encoder: nn.Module, ds: LabelledViews, device: torch.device, batch: 
     """Outputs of `encoder` (features, or a classifier's logits) for all views of all readable videos in
     `ds`; unreadable ones are counted and skipped."""
     encoder.eval()
-    feats, labels, n_clips = [], {}, 0
+    feats, labels, index, n_clips = [], {}, [], 0
+    failed = BadVideos(len(ds), 1.0) if dist.sharding() else bad  # sharded: counted into `bad` at the end
     t0 = time.perf_counter()
-    loader = _loader(ds, batch, workers)
-    bar = progress_bar(len(loader), 0, desc, "batch", progress)
+    loader = _loader(_share(ds), batch, workers)
+    bar = progress_bar(len(loader), 0, desc, "batch", progress and dist.is_main())
     for b in loader:
         for path, err in b["bad"]:
-            bad.add(path, err)
+            failed.add(path, err)
         if "views" in b:
             v = b["views"]
             feats.append(chunked(encoder, v, device, clip_batch, bf16).flatten(2))
             for k, t in b["labels"].items():
                 labels.setdefault(k, []).append(t)
+            index.append(b["index"])
             n_clips += v.shape[0] * v.shape[1]
         bar.update()
         if bar.n == 1:
             bar.restart_clock()  # the first batch paid for start-up
     bar.close()
+    mine = (torch.cat(index) if index else torch.zeros(0, dtype=torch.long), torch.cat(feats) if feats else None,
+            {k: torch.cat(t) for k, t in labels.items()}, failed.failed, n_clips)
+    parts = dist.all_gather_object(mine) if dist.sharding() else [mine]
     seconds = time.perf_counter() - t0
-    if not feats:
+    if dist.sharding():
+        merged = {k: v for p in parts for k, v in p[3].items()}
+        for path in sorted(merged):  # every process counts the same videos in the same order
+            bad.add(path, merged[path])
+    parts = [p for p in parts if p[1] is not None]
+    if not parts:
         raise DataError(f"no readable videos to extract {desc} from")
-    return Features(torch.cat(feats), {k: torch.cat(t) for k, t in labels.items()},
-                    n_clips / max(seconds, 1e-9), seconds)
+    order = torch.cat([p[0] for p in parts]).argsort()  # the dataset's order, whichever process read a video
+    return Features(torch.cat([p[1] for p in parts])[order],
+                    {k: torch.cat([p[2][k] for p in parts])[order] for k in parts[0][2]},
+                    sum(p[4] for p in parts) / max(seconds, 1e-9), seconds)
