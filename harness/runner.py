@@ -135,8 +135,10 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
         sampler = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed, start)
         if dist.world_size() > 1:
             sampler = ShareOf(sampler, dist.rank(), dist.world_size())
-        loader = DataLoader(data, batch_sampler=sampler, collate_fn=data.collate, num_workers=cfg.data.num_workers,
-                            pin_memory=plan.device.type == "cuda", persistent_workers=False)
+        # one loader spans the whole run (the sampler covers every epoch), so workers persist by construction
+        workers = cfg.data.num_workers
+        loader = DataLoader(data, batch_sampler=sampler, collate_fn=data.collate, num_workers=workers,
+                            pin_memory=plan.device.type == "cuda", prefetch_factor=4 if workers else None)
         return (data.finish(to_device(b, plan.device)) for b in loader) if data.on_device else loader
 
     def on_bad(items):
