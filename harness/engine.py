@@ -368,7 +368,10 @@ def train(
                 stats.bad_videos.update(dict(batch["bad"]))
             lr = schedule(step) if schedule else lr_at(step, total_steps, warmup, base_lr, cfg.lr_schedule)
             info = StepInfo(step, total_steps, per_epoch)
-            if "clips" in batch:
+            has_clips = "clips" in batch
+            if distributed:  # every process steps, or none does: one whose share was all unreadable would hang
+                has_clips = dist.all_reduce_mean(torch.tensor([float(has_clips)], device=device)).item() == 1.0
+            if has_clips:
                 batch = to_device(batch, device)
                 method.before_step(info)
                 with dist.synchronised() if distributed else contextlib.nullcontext():
