@@ -375,7 +375,7 @@ def train(
                 batch = to_device(batch, device)
                 method.before_step(info)
                 with dist.synchronised() if distributed else contextlib.nullcontext():
-                    info.outputs = _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info, where,
+                    info.outputs = optimizer_step(method, forward, optimizer, params, batch, lr, bf16, cfg, info, where,
                                          distributed)
                 scalars = {k: v for k, v in info.outputs.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
                 # one device-to-host copy for all logged terms: a .item() each would synchronise once per term
@@ -439,7 +439,7 @@ def _sync_bn(method: nn.Module, which: str) -> None:
     dist.sync_batchnorm(method, nn.modules.batchnorm._BatchNorm if which == "all" else nn.BatchNorm1d)
 
 
-def _step(method, forward, optimizer, params, batch, lr, bf16, cfg, info: StepInfo, where, distributed=False) -> dict:
+def optimizer_step(method, forward, optimizer, params, batch, lr, bf16, cfg, info: StepInfo, where, distributed=False) -> dict:
     """One optimiser step on a batch already on the device; returns the method's outputs (loss detached).
 
     Stops on a non-finite loss or gradient before anything is updated. The method's

@@ -26,7 +26,7 @@ from harness import catalog
 from harness.atomic import atomic_write
 from harness.backbones import build_encoder
 from harness.config import Config
-from harness.engine import StepInfo, _step, build_optimizer, prepare_model, resolve_device, seed_everything, to_device
+from harness.engine import StepInfo, build_optimizer, optimizer_step, prepare_model, resolve_device, seed_everything, to_device
 from harness.errors import ConfigError
 from harness.results import versions
 
@@ -84,7 +84,8 @@ def _time_steps(cfg: Config, method, make_batch, steps: int, warmup: int, device
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
         batch = make_batch()
-        _step(method, forward, opt, params, batch, 0.01, bf16, cfg.pretrain, StepInfo(k, warmup + steps, 1),
+        method.before_step(StepInfo(k, warmup + steps, 1))
+        optimizer_step(method, forward, opt, params, batch, 0.01, bf16, cfg.pretrain, StepInfo(k, warmup + steps, 1),
               lambda: "perf")
         method.after_step(StepInfo(k, warmup + steps, 1))
         if k >= warmup:
