@@ -20,7 +20,7 @@ import typer
 from harness import __version__, catalog, code_version
 from harness.config import load_config, load_raw, resolved_precision
 from harness.errors import BenchError, ConfigError
-from harness.results import check_writable, describe_os_error, format_table, load_records
+from harness.results import check_writable, describe_os_error, format_table, load_perf, load_records, perf_table
 from harness.results import leaderboard as make_leaderboard
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -538,6 +538,9 @@ def leaderboard(
             typer.echo(f"wrote {path} (open it in a browser; its links lead to the records in {cfg.runs_dir()})")
             return
         typer.echo(format_table(board, fmt))
+        steps = perf_table(load_perf(cfg.results_root())) if fmt == "markdown" else ""
+        if steps:
+            typer.echo(f"\nStep throughput, the newest `bench perf` of each method and backbone:\n\n{steps}")
 
 
 def main(argv: list[str] | None = None) -> int:

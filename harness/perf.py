@@ -217,6 +217,7 @@ def write(res: PerfResult, cfg: Config, settings: dict) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = out / f"{stamp}-{cfg.method}-{cfg.backbone.name}-{uuid.uuid4().hex[:6]}.json"
     body = {"kind": "perf", "method": cfg.method, "backbone": cfg.backbone.name, "profile": cfg.profile,
+            "dataset": cfg.pretrain.dataset,
             "settings": settings, "compute": res.compute, "loader": res.loader, "full": res.full,
             "versions": versions(), "host": platform.node(), "finished": datetime.now(timezone.utc).isoformat()}
     atomic_write(path, lambda f: json.dump(body, f, indent=1))

@@ -326,3 +326,19 @@ def test_bench_perf_times_compute_loader_and_the_full_step(tmp_path, cache_dir, 
     body = json.loads(path.read_text())
     assert body["compute"]["fp32"]["clips_per_s"] > 0 and body["full"]["workers"] == 0
     assert main(["perf", "-p", "ci", "--modes", "fp64"]) == 2
+
+
+def test_the_leaderboard_shows_the_newest_perf_figures(tmp_path):
+    from harness.results import load_perf, perf_table
+
+    (tmp_path / "perf").mkdir()
+    for k, rate in enumerate((100.0, 200.0)):
+        body = {"kind": "perf", "method": "rho_byol", "backbone": "small3d", "profile": "ci", "dataset": "moving-digits",
+                "compute": {"fp32": {"clips_per_s": rate, "peak_gb": 0.5}, "bf16": {"error": "x"}},
+                "loader": {"workers=0": {"clips_per_s": 50.0}, "workers=2": {"clips_per_s": 90.0}},
+                "full": {"clips_per_s": 40.0, "data_wait_fraction": 0.25}, "versions": {}}
+        (tmp_path / "perf" / f"2026-{k}.json").write_text(json.dumps(body))
+    (tmp_path / "perf" / "junk.json").write_text("{")
+    table = perf_table(load_perf(tmp_path))
+    assert "| rho_byol | small3d | ci | moving-digits | cpu | fp32 200 (0.5), bf16 failed | 90 (workers=2) | 40 (25%) |" in table
+    assert perf_table([]) == ""
