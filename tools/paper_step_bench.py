@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import catalog  # noqa: E402
 from harness.backbones import build_encoder  # noqa: E402
 from harness.config import load_config  # noqa: E402
-from harness.engine import StepInfo, _step, build_optimizer, prepare_model, use_bf16  # noqa: E402
+from harness.engine import StepInfo, build_optimizer, optimizer_step, prepare_model, use_bf16  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -94,7 +94,7 @@ def bench_protocol(name: str, batch: int, steps: int, warmup: int, device: torch
     model.train()
 
     def step(i: int) -> None:
-        _step(model, model.losses, opt, params, data, c.lr, bf16, pcfg, StepInfo(i, 10_000, 1000), lambda: "")
+        optimizer_step(model, model.losses, opt, params, data, c.lr, bf16, pcfg, StepInfo(i, 10_000, 1000), lambda: "")
 
     step_s = median_seconds(step, steps, warmup, device)
     return _row(device, protocol=name, batch_videos=batch, clips_per_step=batch,
@@ -139,7 +139,7 @@ def bench_one(method_name: str, rho: int, batch: int, steps: int, warmup: int, d
     def step(i: int) -> None:
         info = StepInfo(100 + i, 10_000, 1000)  # past SwAV's frozen first epoch, like most of a run
         method.before_step(info)
-        info.outputs = _step(method, method.losses, opt, params, data, cfg.pretrain.lr, bf16, cfg.pretrain, info,
+        info.outputs = optimizer_step(method, method.losses, opt, params, data, cfg.pretrain.lr, bf16, cfg.pretrain, info,
                              lambda: "")
         method.after_step(info)
 
