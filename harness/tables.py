@@ -134,7 +134,7 @@ def markdown(r: Rendered) -> str:
              "Each cell: paper / ours, mean ± std over seeds [95% CI] (n = seeds)"
              + ("" if r.stand_in else " / Δ = ours − paper") + ".", ""]
     marks = _marks(r)
-    heads = ["", *_column_heads(t)]
+    heads = ["", *(h.replace("|", "\\|") for h in _column_heads(t))]
     lines += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for line in r.cells:
         cells = []
@@ -142,7 +142,7 @@ def markdown(r: Rendered) -> str:
             ours = _ours_text(c.ours, "n/a" if c.why_not else "no run")
             d = r.diff(c)
             cells.append(f"{_paper_text(c, marks)} / {ours}" + (f" / {d:+.1f}" if d is not None else ""))
-        lines.append("| " + " | ".join([line[0].row, *cells]) + " |")
+        lines.append("| " + " | ".join([line[0].row.replace("|", "\\|"), *cells]) + " |")
     for label, vals in r.released:
         lines.append("| " + " | ".join([f"released: {label}", *(f"– / {_ours_text(v, '')}" if v else "" for v in vals)])
                      + " |")
@@ -178,7 +178,7 @@ def csv_text(r: Rendered) -> str:
 
 def _tex_escape(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("†", r"$\dagger$"), ("‡", r"$\ddagger$"), ("%", r"\%"),
-                 ("_", r"\_"), ("#", r"\#"), ("ρ", r"$\rho$"),
+                 ("_", r"\_"), ("#", r"\#"), ("ρ", r"$\rho$"), ("|", r"$|$"),
                  ("±", r"$\pm$"), ("−", "-"), ("Δ", r"$\Delta$")):
         s = s.replace(a, b)
     return s

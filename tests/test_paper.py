@@ -43,8 +43,9 @@ def test_the_rho_table_renders_the_papers_numbers_in_the_papers_layout():
     assert tables.markdown(tables.fill(table, [], "paper")) == EXPECTED_RHO_PAPER
 
 
-def test_every_reference_line_of_a_defined_table_fills_exactly_one_cell():
+def test_every_reference_line_fills_exactly_one_cell_of_a_defined_table():
     defs = paper.load_definitions()
+    assert {(r.paper, r.table) for r in defs.references} == {(t.paper, t.name) for t in defs.tables}
     used: dict[paper.Reference, int] = {}
     for t in defs.tables:
         for i in range(len(t.rows)):
