@@ -69,9 +69,14 @@ def preflight(cfg: Config) -> Plan:
     if not cfg.pretrains:
         return Plan(device, precision, None, None, None)
     version = code_version.pretrain_version(cfg.method)
-    key = cfg.pretrain_key(device.type, precision, version)
-    out = cfg.cache_root() / "checkpoints" / f"{cfg.method}-{cfg.backbone.name}-{key}"
+    key, out = encoder_dir(cfg, device.type, precision, version)
     return Plan(device, precision, version, key, out)
+
+
+def encoder_dir(cfg: Config, device: str, precision: str, version: str) -> tuple[str, Path]:
+    """The pre-training key of `cfg` on this kind of device, and the cache folder its encoder lives in."""
+    key = cfg.pretrain_key(device, precision, version)
+    return key, cfg.cache_root() / "checkpoints" / f"{cfg.method}-{cfg.backbone.name}-{key}"
 
 
 def dataset_identity(cfg: Config, name: str) -> dict:

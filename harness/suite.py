@@ -90,8 +90,7 @@ def plan(name: str, profile: str, seeds: int, only: dict[str, set[str]] | None =
 def done(job: Job, records: list[dict], profile: str, path: str | None = None) -> bool:
     """Whether every cell of the job has a matching record of its seed."""
     mine = [r for r in records if r.get("seed") == job.seed]
-    return all(any(paper.matches(r, profile, e, path) and any(t.get("task") == e.task for t in r.get("results", []))
-                   for r in mine) for e in job.experiments)
+    return all(any(paper.matches(r, profile, e, path) for r in mine) for e in job.experiments)
 
 
 def estimate(job: Job, records: list[dict], profile: str, path: str | None = None) -> tuple[str, float | None, float | None]:
@@ -101,15 +100,15 @@ def estimate(job: Job, records: list[dict], profile: str, path: str | None = Non
     from harness import code_version
     from harness.config import resolved_precision
     from harness.engine import resolve_device
+    from harness.runner import encoder_dir
 
     cfg = load_config(profile, job.overrides(), method=job.method, protocol=job.protocol, seed=job.seed, path=path)
     pre, seconds = "none", 0.0
     if cfg.pretrains:
-        device = resolve_device(cfg.run)
-        key = cfg.pretrain_key(device.type, resolved_precision(cfg.pretrain.precision, device.type),
-                               code_version.pretrain_version(cfg.method))
-        ckpt = cfg.cache_root() / "checkpoints" / f"{cfg.method}-{cfg.backbone.name}-{key}" / "encoder.pt"
-        if ckpt.exists():
+        device = resolve_device(cfg.run).type
+        _, folder = encoder_dir(cfg, device, resolved_precision(cfg.pretrain.precision, device),
+                                code_version.pretrain_version(cfg.method))
+        if (folder / "encoder.pt").exists():
             pre = "reuse"
         else:
             rho = getattr(cfg.method_cfg, "rho", 1)
@@ -151,10 +150,8 @@ def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]
             known = [x for x in (pre_s, score_s) if x is not None]
             total += sum(known)
             unknown += len(known) < 2
-            def say(x):
-                return "?" if x is None else f"~{_duration(x)}"
-            log(f"[{k}/{len(todo)}] {job.name}: pre-training {pre}" + (f" {say(pre_s)}" if pre == "train" else "")
-                + f", scoring {say(score_s)}")
+            log(f"[{k}/{len(todo)}] {job.name}: pre-training {pre}" + (f" {_about(pre_s)}" if pre == "train" else "")
+                + f", scoring {_about(score_s)}")
             outcomes.append(Outcome(job, "planned", pre, sum(known)))
         log(f"{len(todo)} runs to do, {len(jobs) - len(todo)} already recorded; estimated {_duration(total)}"
             + (f" plus {unknown} runs of unknown cost (? : no earlier record of this profile tells)" if unknown else ""))
@@ -191,6 +188,10 @@ def report(outcomes: list[Outcome]) -> str:
     for o in failed:
         lines.append(f"  failed: {o.job.name}: {o.detail}")
     return "\n".join(lines)
+
+
+def _about(seconds: float | None) -> str:
+    return "?" if seconds is None else f"~{_duration(seconds)}"
 
 
 def _duration(s: float) -> str:

@@ -117,18 +117,28 @@ def extract(encoder: nn.Module, ds: LabelledViews, device: torch.device, batch: 
         if bar.n == 1:
             bar.restart_clock()  # the first batch paid for start-up
     bar.close()
+    if dist.sharding():
+        feats, labels, n_clips = _gather_shares(index, feats, labels, failed, n_clips, bad)
+    seconds = time.perf_counter() - t0
+    if not feats:
+        raise DataError(f"no readable videos to extract {desc} from")
+    return Features(torch.cat(feats), {k: torch.cat(t) for k, t in labels.items()}, n_clips / max(seconds, 1e-9),
+                    seconds)
+
+
+def _gather_shares(index: list, feats: list, labels: dict, failed: BadVideos, n_clips: int, bad: BadVideos):
+    """Every process's extracted share, in the dataset's order (one list entry, as `extract` builds them),
+    and the unreadable videos of all shares counted into `bad` in one order on every process."""
     mine = (torch.cat(index) if index else torch.zeros(0, dtype=torch.long), torch.cat(feats) if feats else None,
             {k: torch.cat(t) for k, t in labels.items()}, failed.failed, n_clips)
-    parts = dist.all_gather_object(mine) if dist.sharding() else [mine]
-    seconds = time.perf_counter() - t0
-    if dist.sharding():
-        merged = {k: v for p in parts for k, v in p[3].items()}
-        for path in sorted(merged):  # every process counts the same videos in the same order
-            bad.add(path, merged[path])
+    parts = dist.all_gather_object(mine)
+    merged = {k: v for p in parts for k, v in p[3].items()}
+    for path in sorted(merged):
+        bad.add(path, merged[path])
+    total = sum(p[4] for p in parts)
     parts = [p for p in parts if p[1] is not None]
     if not parts:
-        raise DataError(f"no readable videos to extract {desc} from")
-    order = torch.cat([p[0] for p in parts]).argsort()  # the dataset's order, whichever process read a video
-    return Features(torch.cat([p[1] for p in parts])[order],
-                    {k: torch.cat([p[2][k] for p in parts])[order] for k in parts[0][2]},
-                    sum(p[4] for p in parts) / max(seconds, 1e-9), seconds)
+        return [], {}, total
+    order = torch.cat([p[0] for p in parts]).argsort()  # whichever process read a video
+    return ([torch.cat([p[1] for p in parts])[order]],
+            {k: [torch.cat([p[2][k] for p in parts])[order]] for k in parts[0][2]}, total)
