@@ -53,8 +53,6 @@ class Reference:
     value: float | None
     note: str
 
-    def get(self, key: str) -> str:
-        return dict(self.keys)[key]
 
 
 @dataclass
@@ -214,11 +212,6 @@ class Experiment:
     sets: tuple[str, ...]
     task: str
     metric: str
-
-    @property
-    def encoder(self) -> tuple[str, tuple[str, ...]]:
-        """Runs with the same method and sets share one pre-training."""
-        return self.method, self.sets
 
     def describe(self) -> str:
         sets = " ".join(f"--set {s}" for s in self.sets)
@@ -383,9 +376,9 @@ def ours(records: list[dict], profile: str, exp: Experiment, path: str | None = 
     values = [statistics.mean(v) for _, v in sorted(by_seed.items())]
     ci, kind = None, ""
     if len(values) > 1:
-        from scipy.stats import t
+        from harness.results import t95
 
-        half = statistics.stdev(values) * float(t.ppf(0.975, len(values) - 1)) / math.sqrt(len(values))
+        half = statistics.stdev(values) * t95(len(values)) / math.sqrt(len(values))
         ci, kind = (statistics.mean(values) - half, statistics.mean(values) + half), "seeds"
     elif boots:
         ci, kind = (statistics.mean(b[0] for b in boots), statistics.mean(b[1] for b in boots)), "bootstrap"

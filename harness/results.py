@@ -211,7 +211,7 @@ class Board:
         return self.mean.empty
 
 
-def _t95(n: int) -> float:
+def t95(n: int) -> float:
     from scipy.stats import t
 
     return float(t.ppf(0.975, n - 1))
@@ -234,7 +234,7 @@ def leaderboard(records: list[dict], metric: str = "top1", profile: str | None =
     keys = ["profile", "row", "column"]
     per_seed = df.groupby([*keys, "seed"])[metric].mean().reset_index()  # re-runs of a seed count once
     agg = per_seed.groupby(keys)[metric].agg(["mean", "std", "count"])
-    agg["ci95"] = [s * _t95(int(n)) / math.sqrt(n) if n > 1 else float("nan")
+    agg["ci95"] = [s * t95(int(n)) / math.sqrt(n) if n > 1 else float("nan")
                    for s, n in zip(agg["std"], agg["count"])]
     mean = agg["mean"].unstack("column")
     ci = agg["ci95"].unstack("column")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.results import _t95, load_records, records_frame  # noqa: E402
+from harness.results import load_records, records_frame, t95  # noqa: E402
 
 ORDER = ["linear", "linear-cached", "finetune", "knn", "retrieval"]
 
@@ -27,7 +27,7 @@ def cell(rows, metric: str) -> str:
     per_seed = rows.groupby("seed")[metric].mean()
     m, n = per_seed.mean(), len(per_seed)
     if n > 1:
-        return f"{m:.1f} ± {per_seed.std() * _t95(n) / math.sqrt(n):.1f}"
+        return f"{m:.1f} ± {per_seed.std() * t95(n) / math.sqrt(n):.1f}"
     lo, hi = rows.get(f"{metric}@lo"), rows.get(f"{metric}@hi")
     return f"{m:.1f} [{lo.mean():.1f}, {hi.mean():.1f}]" if lo is not None else f"{m:.1f}"
 
