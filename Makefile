@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[test]'
+	# DALL-E's package, for the test of loading its dVAE encoder; --no-deps: it lists mypy, pytest and
+	# blobfile as install requirements, and its encoder needs only torch and attrs
+	$(BIN)/pip install -q --no-deps 'DALL-E==0.1'
 	touch $(STAMP)
 
 install: $(STAMP)

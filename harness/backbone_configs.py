@@ -37,3 +37,78 @@ class SlowR50Config:
     configs use it)."""
 
     zero_init_residual: bool = False
+
+
+# VIMPAC's transformer sizes (Tan et al. 2021, table 3): layers, width, heads, head width, MLP width.
+# `tiny` is this harness's CPU size.
+VIMPAC_SIZES = {"tiny": (4, 128, 4, 32, 256), "small": (6, 512, 8, 64, 2048), "base": (12, 768, 12, 64, 3072),
+                "large-half": (24, 1024, 16, 32, 2048)}
+VIMPAC_LAYOUTS = ("T,H|W", "TxHxW", "T,HxW", "T,H,W")
+
+
+@dataclass
+class VimpacNetConfig:
+    """VIMPAC's encoder: a frozen per-frame tokenizer, then a transformer over the (T, h, w) token grid.
+
+    `size` picks a row of VIMPAC_SIZES; `layers`, `dim`, `heads`, `head_dim` and `mlp` override it when
+    non-zero. `layout` is the paper's attention ablation: T,H|W (temporal, then height and width in
+    parallel on half the heads each; the paper's choice), TxHxW (full), T,HxW, T,H,W. `norm = "pre"` is
+    the pre-LN variant the paper found worse.
+
+    Tokenizer: `tokenizer = "vqvae"` trains a per-frame VQ-VAE on the pre-training videos (codebook
+    `codebook`, downsampling `downsample` = 2^k, `vq_*` its schedule; trained once per setting and data,
+    cached), or `dvae_path` names the `encoder.pkl` of OpenAI's `dall-e` package (8192 codes, ÷8), which
+    VIMPAC uses and which cannot be downloaded here.
+    """
+
+    size: str = "tiny"
+    layers: int = 0
+    dim: int = 0
+    heads: int = 0
+    head_dim: int = 0
+    mlp: int = 0
+    layout: str = "T,H|W"
+    norm: str = "post"
+    dropout: float = 0.1
+    dvae_path: str = ""
+    codebook: int = 512
+    downsample: int = 4
+    vq_width: int = 32
+    vq_dim: int = 32
+    vq_frames: int = 16384
+    vq_steps: int = 1000
+    vq_batch: int = 128
+    vq_lr: float = 2e-3
+    vq_seed: int = 0
+
+    def shape(self) -> tuple[int, int, int, int, int]:
+        """(layers, dim, heads, head_dim, mlp) after the overrides."""
+        base = VIMPAC_SIZES[self.size]
+        return tuple(v or b for v, b in zip((self.layers, self.dim, self.heads, self.head_dim, self.mlp), base))
+
+    def validate(self) -> None:
+        if self.size not in VIMPAC_SIZES:
+            raise ConfigError(f"backbones.vimpac.size: one of {', '.join(VIMPAC_SIZES)}, got {self.size!r}")
+        if self.layout not in VIMPAC_LAYOUTS:
+            raise ConfigError(f"backbones.vimpac.layout: one of {', '.join(VIMPAC_LAYOUTS)}, got {self.layout!r}")
+        if self.norm not in ("post", "pre"):
+            raise ConfigError(f"backbones.vimpac.norm: 'post' or 'pre', got {self.norm!r}")
+        for name in ("layers", "dim", "heads", "head_dim", "mlp"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"backbones.vimpac.{name}: must be >= 0 (0: from the size), got {getattr(self, name)}")
+        heads = self.shape()[2]
+        if self.layout == "T,H|W" and heads % 2:
+            raise ConfigError(f"backbones.vimpac: layout T,H|W splits the heads between H and W; {heads} heads is odd")
+        for name in ("codebook", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"backbones.vimpac.{name}: must be >= 1, got {getattr(self, name)}")
+        d = self.downsample
+        if d < 1 or d & (d - 1):
+            raise ConfigError(f"backbones.vimpac.downsample: a power of two, got {d}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"backbones.vimpac.dropout: need 0 <= value < 1, got {self.dropout}")
+        if self.dvae_path:
+            from pathlib import Path
+
+            if not Path(self.dvae_path).expanduser().is_file():
+                raise ConfigError(f"backbones.vimpac.dvae_path: {self.dvae_path} is not a file")

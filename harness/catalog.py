@@ -24,6 +24,9 @@ METHODS.add("rho_byol", "methods.rho_byol:RhoByol", "ρBYOL: momentum target, pr
             config="methods.configs:RhoByolConfig")
 METHODS.add("rho_swav", "methods.rho_swav:RhoSwav",
             "ρSwAV: clips of a video predict each other's Sinkhorn prototype codes", config="methods.configs:RhoSwavConfig")
+METHODS.add("vimpac", "methods.vimpac:Vimpac",
+            "VIMPAC: mask-then-predict of block-masked VQ tokens plus InfoNCE between two clips of a video",
+            config="methods.configs:VimpacConfig")
 METHODS.add("supervised", "methods.supervised:Supervised",
             "reference row: the encoder trained with labels of the pre-training data (cross-entropy)",
             config="methods.configs:SupervisedConfig")
@@ -55,6 +58,9 @@ BACKBONES.add("r3d_18", "harness.backbones:R3D18", "torchvision 3D ResNet-18 (51
               config="harness.backbone_configs:NoOptions")
 BACKBONES.add("r2plus1d_18", "harness.backbones:R2Plus1D18", "torchvision R(2+1)D-18 (512-d)",
               config="harness.backbone_configs:NoOptions")
+BACKBONES.add("vimpac", "harness.video_transformer:Vimpac",
+              "VIMPAC's transformer (T,H|W attention) on the codes of a frozen per-frame VQ tokenizer",
+              config="harness.backbone_configs:VimpacNetConfig")
 BACKBONES.add("slow_r50", "harness.backbones:SlowR50", "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)",
               config="harness.backbone_configs:SlowR50Config")
 

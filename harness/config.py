@@ -116,7 +116,7 @@ class PretrainConfig:
     optimizer: Literal["sgd", "adamw", "lars"]
     lr: float
     lr_batch: int  # the batch `lr` is given for: the LR used is lr x batch_size / lr_batch (0: lr as given)
-    lr_schedule: Literal["cosine", "cosine-after-warmup"]  # see harness.engine.lr_at
+    lr_schedule: Literal["cosine", "cosine-after-warmup", "linear"]  # see harness.engine.lr_at
     weight_decay: float
     momentum: float
     warmup_epochs: float
@@ -130,6 +130,9 @@ class PretrainConfig:
     # processes learn what one does; "heads" only the projection/prediction MLPs' (the ρ study's SyncBN
     # MLPs; the backbone's BN sees each process's share); "none" none. One process: no difference.
     sync_bn: Literal["all", "heads", "none"] = "all"
+    # AdamW's (beta1, beta2) and epsilon: torch's defaults; VIMPAC pre-trains with (0.9, 0.98), 1e-8
+    adam_betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
+    adam_eps: float = 1e-8
 
 
 @dataclass
@@ -215,6 +218,9 @@ class Config:
             out.update(_flat({f"methods.{self.method}": ident()}))
         if pretrains:
             pre = {k: v for k, v in d["pretrain"].items() if k not in PretrainConfig.bookkeeping}
+            for name, default in (("adam_betas", [0.9, 0.999]), ("adam_eps", 1e-8)):
+                if pre.get(name) == default:  # options added later name the encoder only when set
+                    pre.pop(name)
             if pre.get("sync_bn") == "all":  # named only when set otherwise, so older keys stay valid
                 pre.pop("sync_bn")
             elif "WORLD_SIZE" in os.environ:  # BN over each process's share: the process count shapes it
@@ -459,6 +465,7 @@ def user_config_path(explicit: str | Path | None = None) -> Path | None:
 
 
 _TOP_KEYS = {"default_profile": str, "method": str, "protocol": str, "plugins": list, "profiles": dict, "by_method": dict,
+             "by_backbone": dict,
              **{k: dict for k in ("run", "data", "backbone", "augment", "pretrain", "datasets", "backbones",
                                   "methods", "protocols")}}
 _KIND = {str: "a string", list: "a list", dict: "a table"}
@@ -529,6 +536,8 @@ def load_config(
     chosen = method or _set_value(overrides, "method") or body.get("method") or raw.get("method")
     raw = _deep_merge(_by_method(raw, layers[0], chosen, "by_method"), body)
     raw = _by_method(raw, layers[1], chosen, f"profiles.{profile}.by_method")
+    backbone = _set_value(overrides, "backbone.name") or raw.get("backbone", {}).get("name")
+    raw = _by_backbone(raw, raw.pop("by_backbone", {}), backbone)
     raw["profile"] = profile
     if method is not None:
         raw["method"] = method
@@ -566,6 +575,19 @@ def _by_method(raw: dict, table: dict, method: str | None, where: str) -> dict:
         if not isinstance(body, dict):
             raise ConfigError(f"[{where}.{name}] must be a table of overrides, got {body!r}")
     return _deep_merge(raw, table.get(method, {})) if method in table else raw
+
+
+def _by_backbone(raw: dict, table: dict, backbone: str | None) -> dict:
+    """Merge the `by_backbone` settings of the selected backbone over everything but `--set`: what an
+    encoder brings with it whichever method trains it (VIMPAC's clip shape; random_init with its
+    backbone gets the same). A profile's `by_backbone` entries are merged over the defaults' before."""
+    for name, body in table.items():
+        if name not in catalog.BACKBONES:
+            raise ConfigError(f"[by_backbone.{name}]: unknown backbone {name!r}"
+                              + _suggest(name, catalog.BACKBONES.names()))
+        if not isinstance(body, dict):
+            raise ConfigError(f"[by_backbone.{name}] must be a table of overrides, got {body!r}")
+    return _deep_merge(raw, table.get(backbone, {})) if backbone in table else raw
 
 
 def resolve(raw: dict) -> Config:
@@ -648,6 +670,9 @@ def _check_values(cfg: Config) -> None:
         at_least(f"pretrain.{name}", getattr(p, name), 0)
     if p.momentum >= 1:
         raise ConfigError(f"pretrain.momentum: must be < 1, got {p.momentum:g}")
+    if len(p.adam_betas) != 2 or not all(0 <= b < 1 for b in p.adam_betas):
+        raise ConfigError(f"pretrain.adam_betas: two values in [0, 1), got {p.adam_betas}")
+    at_least("pretrain.adam_eps", p.adam_eps, 0, strict=True)
     if p.warmup_epochs > p.epochs:
         raise ConfigError(f"pretrain.warmup_epochs ({p.warmup_epochs:g}) must be <= pretrain.epochs ({p.epochs})")
     c = cfg.backbone.clip

@@ -135,11 +135,11 @@ def build_optimizer(modules: Iterable[nn.Module], cfg: PretrainConfig,
     if cfg.optimizer == "adamw":
         for g in groups:
             g.pop("lars")
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps)
     return LARS(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
-LR_SCHEDULES = ("cosine", "cosine-after-warmup")
+LR_SCHEDULES = ("cosine", "cosine-after-warmup", "linear")
 
 
 def lr_at(step: int, total: int, warmup: int, base: float, shape: str = "cosine-after-warmup") -> float:
@@ -148,12 +148,17 @@ def lr_at(step: int, total: int, warmup: int, base: float, shape: str = "cosine-
     - `cosine` (the ρ configs, PySlowFast's COSINE_AFTER_WARMUP=False): one cosine over the whole run;
       the warm-up ramps linearly up to the cosine's value at its last step, so the curve joins it.
     - `cosine-after-warmup`: the warm-up ramps to `base`, then a cosine over the remaining steps.
+    - `linear`: the warm-up ramps to `base`, then a straight line to 0 (BERT's; VIMPAC pre-trains with it).
     """
     if shape == "cosine":
         curve = base * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
         if step < warmup:
             return base * 0.5 * (1 + math.cos(math.pi * warmup / max(total, 1))) * (step + 1) / warmup
         return curve
+    if shape == "linear":
+        if step < warmup:
+            return base * (step + 1) / warmup
+        return base * max(0.0, 1 - (step - warmup) / max(total - warmup, 1))
     if shape != "cosine-after-warmup":
         raise ValueError(f"unknown LR schedule {shape!r}; known: {', '.join(LR_SCHEDULES)}")
     if step < warmup:

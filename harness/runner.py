@@ -132,7 +132,8 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
         log(f"{cfg.method} trains on the label {spec.label!r} of the {cfg.pretrain.dataset} pre-training videos "
             f"({len(classes)} classes)")
     data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed, spec.views, labels,
-                         on_device=cfg.data.augment_on == "device")
+                         on_device=cfg.data.augment_on == "device", augment=spec.augment,
+                         max_distance=spec.max_distance)
     steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed)
     bad = BadVideos(len(videos), cfg.data.max_bad_fraction)
 
@@ -260,6 +261,20 @@ def encoder_key(cfg: Config, plan: Plan) -> str:
     return "init-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def prepare_encoder(encoder, cfg: Config, progress: bool) -> dict | None:
+    """An encoder's own stage before training and scoring (VIMPAC's tokenizer: trained once, cached);
+    what it reports, or None for an encoder without one. Rank 0 goes first, the others then load its result."""
+    prepare = getattr(encoder, "prepare", None)
+    if prepare is None:
+        return None
+    if not dist.is_main():
+        dist.barrier()
+    report = prepare(cfg, progress, log)
+    if dist.is_main() and dist.world_size() > 1:
+        dist.barrier()
+    return report
+
+
 def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool = True) -> tuple[dict, Path]:
     """Run one method under one protocol; returns the record and where it was written."""
     if resume and retrain:
@@ -271,6 +286,7 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         torch.set_num_threads(cfg.run.threads)
     seed_everything(cfg.run.seed)
     encoder = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
+    tokenizer = prepare_encoder(encoder, cfg, progress)
     method = catalog.METHODS.get(cfg.method)(encoder, cfg.method_cfg)
     protocol = catalog.PROTOCOLS.get(cfg.protocol)(cfg.protocol_cfg)
     ctx = EvalContext(cfg, plan.device, progress, encoder_key(cfg, plan), log)
@@ -312,7 +328,7 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         "protocol_card": {"protocol": cfg.protocol, **card,
                           "scored_encoder": plan.key if cfg.pretrains else scored_untrained(cfg)},
         "datasets": datasets, "unreadable_videos": unreadable,
-        "pretrain": pre,
+        "pretrain": pre, **({"tokenizer": tokenizer} if tokenizer else {}),
         "costs": {"total_seconds": t2 - t0, "pretrain_seconds": t1 - t0, "protocol_seconds": t2 - t1,
                   "device": str(plan.device), "precision": plan.precision, "threads": torch.get_num_threads(),
                   "processes": dist.world_size()},

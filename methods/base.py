@@ -30,12 +30,16 @@ class SampleSpec:
     `clips` clips per video at independent times (the ρ of the study); with `pair_single_clip` a
     single clip comes as two augmentations of the same time (ρ = 1 of the SSL methods, which need a
     positive). `label` names a label of the pre-training data the method trains on (`supervised`).
+    `augment = False` gives centre crops without flips or colour changes (VIMPAC pre-trains on them);
+    `max_distance` >= 0 keeps the clips of a video within that many frames of the first one.
     """
 
     clips: int
     streams: tuple[str, ...] = ("video",)
     pair_single_clip: bool = True
     label: str | None = None
+    augment: bool = True
+    max_distance: int = -1
 
     @property
     def views(self) -> int:

@@ -182,3 +182,38 @@ class SupervisedConfig:
         if not self.label.strip():
             raise ConfigError("methods.supervised.label: empty label name")
 
+
+
+@dataclass
+class VimpacConfig:
+    """VIMPAC (Tan et al. 2021). Mask-then-predict: `masking = "block"` masks per sample the union of
+    `mask_blocks` blocks with lengths uniform in [1, ⌊2T/3⌋] x [1, ⌊h/2⌋] x [1, ⌊w/2⌋] (0: the count whose
+    expected ratio is closest to `mask_ratio`, 5 at 5x16x16); `"iid"` masks each token with probability
+    `mask_ratio` (the paper's baseline). Contrastive: InfoNCE between the [CLS] projections of two clips
+    of a video drawn anywhere in it (`max_distance` >= 0 frames limits how far apart), on the same
+    masked input, τ = 0.2; loss = mlm_weight · L_mask + contrastive_weight · τ · L_cl, where L_cl sums its
+    two directions. `contrastive_weight = 0` is the paper's mask-only ablation (one clip per video).
+    The [CLS] head is Linear-BN-ReLU x (proj_layers - 1), then a Linear without bias to `proj_dim`.
+    """
+
+    masking: Literal["block", "iid"] = "block"
+    mask_ratio: float = 0.15
+    mask_blocks: int = 0
+    mlm_weight: float = 1.0
+    contrastive_weight: float = 1.0
+    temperature: float = 0.2
+    max_distance: int = -1
+    proj_layers: int = 2
+    proj_hidden: int = 2048
+    proj_dim: int = 256
+
+    def validate(self) -> None:
+        fields_at_least("methods.vimpac", self, ("proj_layers", "proj_hidden", "proj_dim"), 1)
+        fields_at_least("methods.vimpac", self, ("mask_blocks", "mlm_weight", "contrastive_weight"), 0)
+        fields_at_least("methods.vimpac", self, ("temperature",), 0, strict=True)
+        if not 0 < self.mask_ratio < 1:
+            raise ConfigError(f"methods.vimpac.mask_ratio: need 0 < value < 1, got {self.mask_ratio}")
+        if self.max_distance < -1:
+            raise ConfigError(f"methods.vimpac.max_distance: frames >= 0, or -1 for anywhere, got {self.max_distance}")
+        if self.mlm_weight == 0 and self.contrastive_weight == 0:
+            raise ConfigError("methods.vimpac: mlm_weight and contrastive_weight are both 0: nothing to learn")

@@ -158,11 +158,13 @@ def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
 
 
 def _load_features(path: Path, g: TaskGroup, t0: float) -> TaskGroupFeatures | None:
-    """The stored extraction at `path`, unless it is missing or left videos out (they may be readable now)."""
+    """The stored extraction at `path`, unless it is missing, left videos out (they may be readable now) or
+    lacks a label this group scores."""
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["bad"]:
+    # a run that scored fewer tasks of these videos stored only their labels: extract again for the others
+    if state["bad"] or not set(g.label_keys) <= set(state["train"]["labels"]):
         return None
     tr, te = Features(**state["train"]), Features(**state["test"])
     info = {"key": path.stem, "reused": True, "extraction_seconds": state["seconds"]}

@@ -6,7 +6,7 @@ looks the same whichever worker loads it and whether or not the run was resumed.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -136,8 +136,12 @@ class PretrainClips(Dataset):
 
     def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int,
                  views: int | None = None, labels: list[int] | dict[str, list[int]] | None = None,
-                 on_device: bool = False):
+                 on_device: bool = False, augment: bool = True, max_distance: int = -1):
         self.videos, self.clip, self.rho, self.seed, self.labels = videos, clip, rho, seed, labels
+        self.max_distance = max_distance
+        if not augment:  # the largest centre square, resized to the crop; no flip, no colour (VIMPAC)
+            aug = replace(aug, crop_scale=[1.0, 1.0], crop_ratio=[1.0, 1.0], flip_p=0.0, jitter_p=0.0,
+                          grayscale_p=0.0, blur_p=0.0)
         self.on_device = on_device  # colour and normalisation wait for `finish`, on the training device
         self.views = max(rho, 2) if views is None else views
         if self.views != rho and rho != 1:
@@ -153,7 +157,7 @@ class PretrainClips(Dataset):
         epoch, i = key
         rng = np.random.default_rng([self.seed, epoch, i])
         n = self.videos.num_frames(i)
-        starts = sampling.random_clip_starts(n, self.clip.frames, self.clip.stride, self.rho, rng)
+        starts = sampling.random_clip_starts(n, self.clip.frames, self.clip.stride, self.rho, rng, self.max_distance)
         if self.rho == 1:
             starts = starts * self.views  # same time, independent augmentations
         idx = [sampling.clip_indices(s, self.clip.frames, self.clip.stride, n) for s in starts]

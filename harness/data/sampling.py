@@ -15,10 +15,19 @@ def clip_indices(start: int, frames: int, stride: int, num_frames: int) -> np.nd
     return np.minimum(idx, max(num_frames - 1, 0))
 
 
-def random_clip_starts(num_frames: int, frames: int, stride: int, count: int, rng: np.random.Generator) -> list[int]:
-    """ρ-style global temporal sampling: `count` independent starts uniform over the whole video."""
+def random_clip_starts(num_frames: int, frames: int, stride: int, count: int, rng: np.random.Generator,
+                       max_distance: int = -1) -> list[int]:
+    """ρ-style global temporal sampling: `count` independent starts uniform over the whole video.
+
+    With `max_distance` >= 0 the first start is uniform and the others uniform within that many frames
+    of it (VIMPAC's limit on how far apart its positive clips may lie; 0: the same clip).
+    """
     last = max(num_frames - clip_span(frames, stride), 0)
-    return [int(s) for s in rng.integers(0, last + 1, size=count)]
+    if max_distance < 0 or count < 2:
+        return [int(s) for s in rng.integers(0, last + 1, size=count)]
+    first = int(rng.integers(0, last + 1))
+    low, high = max(first - max_distance, 0), min(first + max_distance, last)
+    return [first, *(int(s) for s in rng.integers(low, high + 1, size=count - 1))]
 
 
 def uniform_clip_starts(num_frames: int, frames: int, stride: int, count: int) -> list[int]:
