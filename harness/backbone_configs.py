@@ -57,7 +57,8 @@ class VimpacNetConfig:
 
     Tokenizer: `tokenizer = "vqvae"` trains a per-frame VQ-VAE on the pre-training videos (codebook
     `codebook`, downsampling `downsample` = 2^k, `vq_*` its schedule; trained once per setting and data,
-    cached), or `dvae_path` names the `encoder.pkl` of OpenAI's `dall-e` package (8192 codes, ÷8), which
+    cached; `vq_input = "luma-norm"` codes each frame's standardised luma instead of its colours), or
+    `dvae_path` names the `encoder.pkl` of OpenAI's `dall-e` package (8192 codes, ÷8), which
     VIMPAC uses and which cannot be downloaded here.
     """
 
@@ -80,6 +81,7 @@ class VimpacNetConfig:
     vq_batch: int = 128
     vq_lr: float = 2e-3
     vq_seed: int = 0
+    vq_input: str = "rgb"
 
     def shape(self) -> tuple[int, int, int, int, int]:
         """(layers, dim, heads, head_dim, mlp) after the overrides."""
@@ -102,6 +104,8 @@ class VimpacNetConfig:
         for name in ("codebook", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"backbones.vimpac.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.vq_input not in ("rgb", "luma-norm"):
+            raise ConfigError(f"backbones.vimpac.vq_input: 'rgb' or 'luma-norm', got {self.vq_input!r}")
         d = self.downsample
         if d < 1 or d & (d - 1):
             raise ConfigError(f"backbones.vimpac.downsample: a power of two, got {d}")

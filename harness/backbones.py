@@ -41,6 +41,7 @@ class Encoder(nn.Module):
     feature_dim: int
     clip_spec: ClipSpec
     channels_last: bool = False  # set by the engine on CUDA: inputs go channels_last_3d
+    feature_layer = "the encoder's output: global average pool of its last stage"  # for the protocol card
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:

@@ -166,6 +166,8 @@ def variant_labels(records: list[dict]) -> list[str]:
         keys = sorted({k for i in members for k in flats[i]})
         differ = [k for k in keys
                   if len({json.dumps(flats[i][k], sort_keys=True) for i in members if k in flats[i]}) > 1]
+        if "backbone.name" in differ:  # the clip shape comes with the backbone (`by_backbone`): its name says it
+            differ = [k for k in differ if not k.startswith("backbone.clip.")]
         for i in members:
             labels[i] = ", ".join(f"{k}={_label_value(flats[i][k])}" for k in differ if k in flats[i])
     return labels

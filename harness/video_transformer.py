@@ -182,6 +182,8 @@ class Vimpac(Encoder):
     padding short clips, so there is no PAD token).
     """
 
+    feature_layer = "the transformer's last [CLS] state (the mean of its outputs over the 1-D lines)"
+
     def __init__(self, cfg: VimpacNetConfig, clip: ClipSpec):
         super().__init__()
         from harness import vq
@@ -190,7 +192,7 @@ class Vimpac(Encoder):
         if cfg.dvae_path:
             self.tokenizer = vq.load_dalle(cfg.dvae_path)
         else:
-            self.tokenizer = vq.FrameVQVAE(cfg.codebook, cfg.downsample, cfg.vq_width, cfg.vq_dim)
+            self.tokenizer = vq.FrameVQVAE(cfg.codebook, cfg.downsample, cfg.vq_width, cfg.vq_dim, cfg.vq_input)
             for p in self.tokenizer.parameters():
                 p.requires_grad_(False)
         self.codes = self.tokenizer.vocab_size
@@ -245,7 +247,8 @@ class Vimpac(Encoder):
         ident = getattr(ds, "identity", None)
         data = ident(cfg.datasets[name], cfg.cache_root()) if ident else {"name": name}
         settings = {k: v for k, v in asdict(self.cfg).items() if k == "dvae_path" or k in {
-            "codebook", "downsample", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch", "vq_lr", "vq_seed"}}
+            "codebook", "downsample", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch", "vq_lr", "vq_seed"}
+            or (k == "vq_input" and v != "rgb")}  # named only when set, so earlier tokenizers keep their key
         key = vq.tokenizer_key(settings, data, self.clip_spec.crop_size)
         path = cfg.cache_root() / "tokenizers" / f"vqvae-{key}.pt"
         report_path = path.with_suffix(".json")
@@ -255,13 +258,14 @@ class Vimpac(Encoder):
             log(f"reusing the VQ-VAE tokenizer {path}")
             return json.loads(report_path.read_text())
         videos = VideoSet(root, entries, cache_frames=False, fps=cfg.backbone.clip.fps)
-        log(f"training the VQ-VAE tokenizer ({self.cfg.codebook} codes, ÷{self.cfg.downsample}) on "
+        log(f"training the VQ-VAE tokenizer ({self.cfg.codebook} codes, ÷{self.cfg.downsample}, {self.cfg.vq_input}) on "
             f"{self.cfg.vq_frames} frames of {name} -> {path}")
         frames = vq.sample_frames(videos, self.cfg.vq_frames, self.clip_spec.crop_size, self.cfg.vq_seed)
         with torch.enable_grad():
             for p in self.tokenizer.parameters():
                 p.requires_grad_(True)
-            report = vq.train_vqvae(self.tokenizer, frames.float() / 255, self.cfg.vq_steps, self.cfg.vq_batch,
+            report = vq.train_vqvae(self.tokenizer, self.tokenizer.prepare(frames.float() / 255), self.cfg.vq_steps,
+                                    self.cfg.vq_batch,
                                     self.cfg.vq_lr, self.cfg.vq_seed, log)
             for p in self.tokenizer.parameters():
                 p.requires_grad_(False)

@@ -28,11 +28,26 @@ from harness.errors import ConfigError
 DALLE_EPS = 0.1  # DALL-E's `map_pixels` squeezes [0, 1] into [eps, 1 - eps]
 
 
-class FrameVQVAE(nn.Module):
-    """Conv encoder (÷`downsample`) -> vector quantiser -> conv decoder, on single frames."""
+def luma_normalised(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> the frame's luma standardised over the frame and squashed back into
+    (0, 1), on 3 channels: what a frame shows with its colours and overall brightness taken out."""
+    y = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+    y = (y - y.mean((2, 3), keepdim=True)) / (y.std((2, 3), keepdim=True) + 1e-3)
+    return torch.sigmoid(y).expand(-1, 3, -1, -1)
 
-    def __init__(self, codebook: int, downsample: int, width: int, dim: int):
+
+FRAME_INPUTS = {"rgb": lambda x: x, "luma-norm": luma_normalised}
+
+
+class FrameVQVAE(nn.Module):
+    """Conv encoder (÷`downsample`) -> vector quantiser -> conv decoder, on single frames.
+
+    `frame_input = "luma-norm"` codes (and reconstructs) `luma_normalised` frames instead of the RGB ones.
+    """
+
+    def __init__(self, codebook: int, downsample: int, width: int, dim: int, frame_input: str = "rgb"):
         super().__init__()
+        self.frame_input = frame_input
         from vector_quantize_pytorch import VectorQuantize
 
         k = int(math.log2(downsample))
@@ -48,13 +63,17 @@ class FrameVQVAE(nn.Module):
         self.vocab_size, self.downsample = codebook, downsample
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Pixels in [0, 1] -> (reconstruction, code ids, commitment loss)."""
+        """Frames in [0, 1], already through `prepare` -> (reconstruction, code ids, commitment loss)."""
         q, ids, commit = self.quantizer(self.encoder(x * 2 - 1))
         return (self.decoder(q) + 1) / 2, ids, commit
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] -> what this VQ-VAE codes (`frame_input`)."""
+        return FRAME_INPUTS[self.frame_input](x)
+
     @torch.no_grad()
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        return self.quantizer(self.encoder(x * 2 - 1))[1]
+        return self.quantizer(self.encoder(self.prepare(x) * 2 - 1))[1]
 
 
 class DalleTokenizer(nn.Module):
@@ -91,7 +110,8 @@ def load_dalle(path: str | Path) -> DalleTokenizer:
 
 def train_vqvae(model: FrameVQVAE, frames: torch.Tensor, steps: int, batch: int, lr: float, seed: int,
                 log: Callable[[str], None] = print) -> dict:
-    """Fit `model` to `frames` (N, 3, H, W) in [0, 1] by reconstruction + commitment; returns its report:
+    """Fit `model` to `frames` (N, 3, H, W) in [0, 1] (as `model.prepare` gives them) by reconstruction +
+    commitment; returns its report:
     reconstruction MSE on the frames, the MSE of the best constant image (their mean) for scale, and the
     share of codes in use."""
     g = torch.Generator().manual_seed(seed)

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import torch
 
-from harness.catalog import TASKS
+from harness.catalog import BACKBONES, TASKS
 from harness.config import Config
 
 
@@ -72,7 +72,7 @@ class Protocol:
             "fps": "as decoded (no resampling)",
             "train_resolution": clip.crop_size, "test_short_side": clip.test_short_side,
             "views": _views_text(getattr(c, "temporal_views", 1), getattr(c, "spatial_views", 1)),
-            "feature_layer": "the encoder's output: global average pool of its last stage",
+            "feature_layer": getattr(BACKBONES.get(cfg.backbone.name), "feature_layer", "the encoder's output"),
             "tasks": {r.task: {"train_split": _task(r.task).train_split, "test_split": _task(r.task).test_split,
                                "train_videos": r.counts.get("train_videos"), "test_videos": r.counts.get("test_videos"),
                                "unreadable_videos": len(r.bad_videos)} for r in results},

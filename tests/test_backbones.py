@@ -8,7 +8,7 @@ from harness import catalog
 from harness.backbones import build_encoder
 from harness.config import load_config
 
-SHAPES = {"small3d": (8, 32), "r3d_18": (4, 32), "r2plus1d_18": (4, 32), "slow_r50": (4, 64)}
+SHAPES = {"small3d": (8, 32), "r3d_18": (4, 32), "r2plus1d_18": (4, 32), "slow_r50": (4, 64), "vimpac": (5, 32)}
 
 
 @pytest.mark.parametrize("name", catalog.BACKBONES.names())
@@ -29,6 +29,17 @@ def test_paper_backbone_is_slow_r50_at_paper_size():
     n = sum(p.numel() for p in enc.parameters())
     assert 31e6 < n < 33e6  # Slow R-50 has 32.45M parameters with its 400-way head; 31.6M without
     assert (enc.clip_spec.frames, enc.clip_spec.stride, enc.clip_spec.crop_size) == (8, 8, 224)
+
+
+def test_paper_vimpac_is_the_small_model():
+    """The paper profile's VIMPAC: the Small transformer (6 x 512, 8192 codes + [MASK]) has the 29.4M
+    parameters of the paper's table 3, reads 5 frames at 2 fps and 128 px, 16 x 16 codes per frame."""
+    cfg = load_config("paper", method="vimpac")
+    enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
+    assert sum(p.numel() for p in enc.net.parameters()) / 1e6 == pytest.approx(29.4, abs=0.15)
+    assert enc.grid == (5, 16, 16) and cfg.backbone.clip.fps == 2 and enc.feature_dim == 512
+    p = cfg.pretrain  # VIMPAC's optimiser, not the profile's LARS
+    assert (p.optimizer, p.lr, p.lr_schedule, p.adam_betas, p.weight_decay) == ("adamw", 1e-3, "linear", [0.9, 0.98], 0.05)
 
 
 @pytest.mark.parametrize("zero_init", [True, False])

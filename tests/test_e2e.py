@@ -264,3 +264,29 @@ def test_frozen_protocols_of_one_encoder_share_one_stored_extraction(tmp_path, c
     other = run("knn", "--set", "protocol.temporal_views=3")
     assert other["results"][0]["extra"]["features"]["reused"] is False
     assert len(list((cache / "features").glob("*.pt"))) == 2
+    # a run that scored one task stored only its labels: a run of both tasks extracts again, not a KeyError
+    one = run("linear-cached", "--set", "protocol.tasks=['digits-appearance']", "--set", "protocol.temporal_views=4")
+    assert one["results"][0]["extra"]["features"]["reused"] is False
+    both = run("linear-cached", "--set", "protocol.temporal_views=4")
+    assert [r["task"] for r in both["results"]] == ["digits-appearance", "digits-motion"]
+    assert both["results"][0]["extra"]["features"]["reused"] is False
+
+
+def test_vimpac_runs_the_ci_profile(tmp_path, cache_dir, ci_manifest):
+    """`bench run --method vimpac --profile ci`: the tokenizer is trained and reported, pre-training logs
+    mask accuracy and the contrastive loss, both tasks are scored; random_init of its backbone reuses
+    the tokenizer."""
+    from harness.cli import main
+
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
+    argv = _cmd(cache, results, method="vimpac")[3:]
+    argv[argv.index("linear")] = "linear-cached"
+    assert main(argv) == 0
+    rec = _record(results)
+    assert rec["backbone"] == "vimpac" and rec["tokenizer"]["mse"] < rec["tokenizer"]["constant_mse"]
+    assert {"mask_acc", "cl_loss", "mask_loss"} <= set(rec["pretrain"]["term_curves"])
+    assert [r["task"] for r in rec["results"]] == ["digits-appearance", "digits-motion"]
+    argv[argv.index("vimpac")] = "random_init"
+    assert main([*argv, "--set", "backbone.name=vimpac"]) == 0
+    init = _record(results)
+    assert init["backbone"] == "vimpac" and init["tokenizer"] == rec["tokenizer"]

@@ -23,7 +23,8 @@ def _method(name: str, *overrides: str):
 def _batch(method, b: int = 4, seed: int = 0) -> dict:
     spec = method.sample_spec()
     g = torch.Generator().manual_seed(seed)
-    batch = {"clips": torch.randn(b, spec.views, 3, 8, 16, 16, generator=g)}
+    c = method.encoder.clip_spec
+    batch = {"clips": torch.randn(b, spec.views, 3, c.frames, c.crop_size, c.crop_size, generator=g)}
     if spec.label is not None:
         method.setup_labels(tuple("abcde"))
         batch["label"] = torch.arange(b) % 5

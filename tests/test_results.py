@@ -115,6 +115,13 @@ def test_variants_get_their_own_rows_named_by_what_differs():
     assert board.seeds.loc[("embedded", "random_init")] == 1
 
 
+def test_another_backbone_is_named_without_the_clip_shape_it_brings():
+    small, vimpac = _rec("random_init", {"a": 20.0}), _rec("random_init", {"a": 10.0})
+    small["identity"]["encoder"]["backbone.clip.frames"] = 8
+    vimpac["identity"]["encoder"] = {"backbone.name": "vimpac", "backbone.clip.frames": 5, "backbones.vimpac.size": "tiny"}
+    assert variant_labels([small, vimpac]) == ["backbone.name=small3d", "backbone.name=vimpac"]
+
+
 def test_code_versions_are_never_averaged_together():
     recs = [_rec("rho_byol", {"a": 40.0}, code=("1.1", "1.1")), _rec("rho_byol", {"a": 60.0}, seed=1, code=("1.2", "1.1")),
             _rec("rho_byol", {"a": 50.0}, seed=2, code=("1.1", "2.1"))]
