@@ -140,7 +140,8 @@ def train_vqvae(model: FrameVQVAE, frames: torch.Tensor, steps: int, batch: int,
             used[ids.flatten()] = True
         mse /= frames.numel()
         constant = F.mse_loss(frames, frames.mean(0, keepdim=True).expand_as(frames)).item()
-    return {"mse": mse, "constant_mse": constant, "codes_used": int(used.sum()), "codebook": model.vocab_size,
+    return {"input": model.frame_input, "mse": mse, "constant_mse": constant, "codes_used": int(used.sum()),
+            "codebook": model.vocab_size,
             "frames": len(frames), "steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
 
 

@@ -14,7 +14,7 @@ from harness.config import load_config
 from harness.data import sampling
 from harness.errors import ConfigError
 from harness.video_transformer import LAYOUTS, AxisAttention, TokenTransformer, Vimpac, line_attention
-from harness.vq import FrameVQVAE, train_vqvae
+from harness.vq import FrameVQVAE, luma_normalised, train_vqvae
 from methods.vimpac import block_limits, block_mask, blocks_for_ratio, expected_block_ratio, iid_mask
 
 # VIMPAC-pdf table 2: the masking ratio (%) that 4..8 blocks induce
@@ -204,6 +204,16 @@ def test_vqvae_reconstructs_better_than_a_constant_image():
     assert ids.shape == (4, 4, 4) and ids.dtype == torch.long
 
 
+def test_luma_normalised_frames_forget_colour_and_brightness():
+    x = _frames(8)
+    grey = x.mean(1, keepdim=True).expand_as(x)  # the same picture in grey, darker and offset
+    assert torch.allclose(luma_normalised(0.5 * grey + 0.2), luma_normalised(grey), atol=3e-3)
+    assert not torch.allclose(luma_normalised(grey), luma_normalised(grey.flip(-1)), atol=1e-2)
+    model = FrameVQVAE(codebook=16, downsample=4, width=8, dim=8, frame_input="luma-norm")
+    train_vqvae(model, model.prepare(x), steps=2, batch=4, lr=1e-3, seed=0, log=lambda m: None)
+    assert (model.tokens(0.5 * grey + 0.2) == model.tokens(grey)).float().mean() > 0.95
+
+
 def test_tokenizer_stage_is_trained_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
     cfg = load_config("ci", ["backbones.vimpac.vq_steps=3", "backbones.vimpac.vq_frames=64"], method="vimpac")
@@ -245,7 +255,8 @@ def test_dalle_dvae_loading_path(tmp_path):
 def test_bad_vimpac_settings_are_named():
     for setting, words in (("backbones.vimpac.layout=TxW", "layout"), ("backbones.vimpac.downsample=3", "power of two"),
                            ("methods.vimpac.mask_ratio=1.5", "mask_ratio"), ("backbones.vimpac.size=huge", "size"),
-                           ("pretrain.adam_betas=[0.9]", "adam_betas")):
+                           ("pretrain.adam_betas=[0.9]", "adam_betas"),
+                           ("backbones.vimpac.vq_input=hsv", "vq_input")):
         with pytest.raises(ConfigError, match=words):
             load_config("ci", [setting], method="vimpac")
 
