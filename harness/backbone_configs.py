@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config import fields_at_least
 from harness.errors import ConfigError
 
 
@@ -95,15 +96,12 @@ class VimpacNetConfig:
             raise ConfigError(f"backbones.vimpac.layout: one of {', '.join(VIMPAC_LAYOUTS)}, got {self.layout!r}")
         if self.norm not in ("post", "pre"):
             raise ConfigError(f"backbones.vimpac.norm: 'post' or 'pre', got {self.norm!r}")
-        for name in ("layers", "dim", "heads", "head_dim", "mlp"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"backbones.vimpac.{name}: must be >= 0 (0: from the size), got {getattr(self, name)}")
+        fields_at_least("backbones.vimpac", self, ("layers", "dim", "heads", "head_dim", "mlp"), 0)  # 0: the size's
         heads = self.shape()[2]
         if self.layout == "T,H|W" and heads % 2:
             raise ConfigError(f"backbones.vimpac: layout T,H|W splits the heads between H and W; {heads} heads is odd")
-        for name in ("codebook", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"backbones.vimpac.{name}: must be >= 1, got {getattr(self, name)}")
+        fields_at_least("backbones.vimpac", self, ("codebook", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch"), 1)
+        fields_at_least("backbones.vimpac", self, ("vq_lr",), 0, strict=True)
         if self.vq_input not in ("rgb", "luma-norm"):
             raise ConfigError(f"backbones.vimpac.vq_input: 'rgb' or 'luma-norm', got {self.vq_input!r}")
         d = self.downsample
