@@ -286,7 +286,6 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         torch.set_num_threads(cfg.run.threads)
     seed_everything(cfg.run.seed)
     encoder = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
-    tokenizer = prepare_encoder(encoder, cfg, progress)
     method = catalog.METHODS.get(cfg.method)(encoder, cfg.method_cfg)
     protocol = catalog.PROTOCOLS.get(cfg.protocol)(cfg.protocol_cfg)
     ctx = EvalContext(cfg, plan.device, progress, encoder_key(cfg, plan), log)
@@ -300,6 +299,7 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         protocol.check(ctx)  # what only the data can tell, before any pre-training
     if dist.world_size() > 1 and dist.is_main():
         dist.barrier()
+    tokenizer = prepare_encoder(encoder, cfg, progress)  # after every check: it may train for minutes
     pre = pretrain(cfg, plan, method, resume, retrain, progress)
     dist.barrier()  # the encoder is on disk before any process goes on
     shards = dist.world_size() > 1 and getattr(protocol, "shards", False)

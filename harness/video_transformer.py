@@ -28,6 +28,10 @@ import torch.nn.functional as F
 from harness.backbone_configs import VimpacNetConfig
 from harness.backbones import ClipSpec, Encoder
 
+# the settings that shape a trained VQ-VAE tokenizer (its cache key, with the frame size and the data)
+TOKENIZER_FIELDS = ("dvae_path", "codebook", "downsample", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch",
+                    "vq_lr", "vq_seed", "vq_input")
+
 # axis groups per block, per layout: dims 1, 2, 3 of a (B, T, H, W, C) grid; a block with two groups
 # splits its heads between them
 LAYOUTS: dict[str, tuple[tuple[tuple[int, ...], ...], ...]] = {
@@ -246,9 +250,9 @@ class Vimpac(Encoder):
         root, entries = ds.split(cfg.datasets[name], cfg.cache_root(), "pretrain", progress=progress)  # prepares it
         ident = getattr(ds, "identity", None)
         data = ident(cfg.datasets[name], cfg.cache_root()) if ident else {"name": name}
-        settings = {k: v for k, v in asdict(self.cfg).items() if k == "dvae_path" or k in {
-            "codebook", "downsample", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch", "vq_lr", "vq_seed"}
-            or (k == "vq_input" and v != "rgb")}  # named only when set, so earlier tokenizers keep their key
+        settings = {k: v for k, v in asdict(self.cfg).items() if k in TOKENIZER_FIELDS}
+        if settings["vq_input"] == "rgb":  # named only when set, so earlier tokenizers keep their key
+            del settings["vq_input"]
         key = vq.tokenizer_key(settings, data, self.clip_spec.crop_size)
         path = cfg.cache_root() / "tokenizers" / f"vqvae-{key}.pt"
         report_path = path.with_suffix(".json")
