@@ -258,18 +258,24 @@ def encoder_key(cfg: Config, plan: Plan) -> str:
     if plan.key:
         return plan.key
     payload = {"method": cfg.method, "settings": cfg.encoder_identity(False), "seed": cfg.run.seed}
+    state = getattr(catalog.BACKBONES.get(cfg.backbone.name), "state_version", None)
+    if state is not None:  # a frozen stage the encoder learns itself (VIMPAC's tokenizer) changed how it is made
+        payload["state"] = state
     return "init-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def prepare_encoder(encoder, cfg: Config, progress: bool) -> dict | None:
     """An encoder's own stage before training and scoring (VIMPAC's tokenizer: trained once, cached);
-    what it reports, or None for an encoder without one. Rank 0 goes first, the others then load its result."""
+    what it reports, or None for an encoder without one. Rank 0 goes first, the others then load its result.
+    The stage runs on a forked random state: whether it trains or loads from the cache, the run's own random
+    stream (initialisation, sampling) is the same, so a seed's result does not depend on the cache."""
     prepare = getattr(encoder, "prepare", None)
     if prepare is None:
         return None
     if not dist.is_main():
         dist.barrier()
-    report = prepare(cfg, progress, log)
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []):
+        report = prepare(cfg, progress, log)
     if dist.is_main() and dist.world_size() > 1:
         dist.barrier()
     return report

@@ -187,6 +187,9 @@ class Vimpac(Encoder):
     """
 
     feature_layer = "the transformer's last [CLS] state (the mean of its outputs over the 1-D lines)"
+    # how the tokenizer is made; part of its cache key and of an untrained encoder's key. 2: initialised
+    # from vq_seed (1 took the run's random state, so the first seed to train it decided it)
+    state_version = 2
 
     def __init__(self, cfg: VimpacNetConfig, clip: ClipSpec):
         super().__init__()
@@ -196,9 +199,7 @@ class Vimpac(Encoder):
         if cfg.dvae_path:
             self.tokenizer = vq.load_dalle(cfg.dvae_path)
         else:
-            self.tokenizer = vq.FrameVQVAE(cfg.codebook, cfg.downsample, cfg.vq_width, cfg.vq_dim, cfg.vq_input)
-            for p in self.tokenizer.parameters():
-                p.requires_grad_(False)
+            self.tokenizer = self._new_vqvae()
         self.codes = self.tokenizer.vocab_size
         d = self.tokenizer.downsample
         if clip.crop_size % d:
@@ -211,6 +212,15 @@ class Vimpac(Encoder):
         self.register_buffer("mean", torch.tensor(clip.mean).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(clip.std).view(1, 3, 1, 1, 1), persistent=False)
         self.tokenizer.eval()
+
+    def _new_vqvae(self) -> nn.Module:
+        from harness import vq
+
+        c = self.cfg
+        model = vq.FrameVQVAE(c.codebook, c.downsample, c.vq_width, c.vq_dim, c.vq_input)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -253,7 +263,7 @@ class Vimpac(Encoder):
         settings = {k: v for k, v in asdict(self.cfg).items() if k in TOKENIZER_FIELDS}
         if settings["vq_input"] == "rgb":  # named only when set, so earlier tokenizers keep their key
             del settings["vq_input"]
-        key = vq.tokenizer_key(settings, data, self.clip_spec.crop_size)
+        key = vq.tokenizer_key({**settings, "made": self.state_version}, data, self.clip_spec.crop_size)
         path = cfg.cache_root() / "tokenizers" / f"vqvae-{key}.pt"
         report_path = path.with_suffix(".json")
         if path.exists() and report_path.exists():
@@ -265,15 +275,17 @@ class Vimpac(Encoder):
         log(f"training the VQ-VAE tokenizer ({self.cfg.codebook} codes, ÷{self.cfg.downsample}, {self.cfg.vq_input}) on "
             f"{self.cfg.vq_frames} frames of {name} -> {path}")
         frames = vq.sample_frames(videos, self.cfg.vq_frames, self.clip_spec.crop_size, self.cfg.vq_seed)
-        with torch.enable_grad():
+        # the tokenizer depends on its settings and data only: initialised from vq_seed, never the run's state
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            torch.manual_seed(self.cfg.vq_seed)
+            self.tokenizer = self._new_vqvae()  # trained on the CPU, as the frames are
             for p in self.tokenizer.parameters():
                 p.requires_grad_(True)
             report = vq.train_vqvae(self.tokenizer, self.tokenizer.prepare(frames.float() / 255), self.cfg.vq_steps,
-                                    self.cfg.vq_batch,
-                                    self.cfg.vq_lr, self.cfg.vq_seed, log)
+                                    self.cfg.vq_batch, self.cfg.vq_lr, self.cfg.vq_seed, log)
             for p in self.tokenizer.parameters():
                 p.requires_grad_(False)
-        self.tokenizer.eval()
+        self.tokenizer.to(self.mean.device).eval()
         report = {"tokenizer": "vqvae", "key": key, **report}
         log(f"tokenizer: reconstruction MSE {report['mse']:.4f} (a constant image: {report['constant_mse']:.4f}), "
             f"{report['codes_used']}/{report['codebook']} codes used, {report['seconds']:.0f} s")

@@ -230,6 +230,26 @@ def test_tokenizer_stage_is_trained_once_and_cached(tmp_path, monkeypatch):
     assert not again.tokenizer.training
 
 
+def test_tokenizer_depends_on_its_settings_only_and_leaves_the_run_random_state_alone(tmp_path, monkeypatch):
+    """Whichever seed trains the shared tokenizer first, it is the same; and training or loading it does not
+    move the run's random stream, so a seed's result does not depend on what the cache holds."""
+    from harness.runner import prepare_encoder
+
+    tokens, draws = [], []
+    for run_seed, cache in ((1, "a"), (2, "b"), (2, "b")):  # the last one loads what the second trained
+        monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / cache))
+        cfg = load_config("ci", ["backbones.vimpac.vq_steps=3", "backbones.vimpac.vq_frames=64"], method="vimpac")
+        torch.manual_seed(run_seed)
+        enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
+        expected = torch.get_rng_state()
+        prepare_encoder(enc, cfg, progress=False)
+        assert torch.equal(torch.get_rng_state(), expected)
+        tokens.append(enc.tokens(torch.rand(2, 3, 5, 32, 32, generator=torch.Generator().manual_seed(0))))
+        draws.append(torch.rand(3))
+    assert torch.equal(tokens[0], tokens[1]) and torch.equal(tokens[1], tokens[2])
+    assert torch.equal(draws[1], draws[2]) and not torch.equal(draws[0], draws[1])
+
+
 def test_dalle_dvae_loading_path(tmp_path):
     """An encoder of the dall-e package's own class, pickled as its encoder.pkl is, tokenises frames."""
     from dall_e.encoder import Encoder as DalleEncoder
