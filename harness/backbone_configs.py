@@ -114,3 +114,26 @@ class VimpacNetConfig:
 
             if not Path(self.dvae_path).expanduser().is_file():
                 raise ConfigError(f"backbones.vimpac.dvae_path: {self.dvae_path} is not a file")
+
+
+VATT_SIZES = ("tiny", "small", "base", "medium", "large")  # VATT's table 7 and a CPU size (harness.vit.SIZES)
+
+
+@dataclass
+class VattNetConfig:
+    """VATT's video transformer: `patch` tubelets (frames, height, width; the paper's 4x16x16) with
+    factorised learned positions, an [AGG] token, pre-LN blocks of `size` (tiny, or the paper's small,
+    base, medium, large), `dropout` inside the blocks (the paper's 0.1)."""
+
+    size: str = "tiny"
+    patch: tuple[int, int, int] = (4, 16, 16)
+    dropout: float = 0.1
+
+    def validate(self) -> None:
+        if self.size not in VATT_SIZES:
+            raise ConfigError(f"backbones.vatt.size: one of {', '.join(VATT_SIZES)}, got {self.size!r}")
+        if len(self.patch) != 3 or min(self.patch) < 1:
+            raise ConfigError(f"backbones.vatt.patch: three positive sizes (frames, height, width), got {self.patch}")
+        self.patch = tuple(int(p) for p in self.patch)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"backbones.vatt.dropout: need 0 <= value < 1, got {self.dropout}")

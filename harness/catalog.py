@@ -27,6 +27,9 @@ METHODS.add("rho_swav", "methods.rho_swav:RhoSwav",
 METHODS.add("vimpac", "methods.vimpac:Vimpac",
             "VIMPAC: mask-then-predict of block-masked VQ tokens plus InfoNCE between two clips of a video",
             config="methods.configs:VimpacConfig")
+METHODS.add("vatt", "methods.vatt:Vatt",
+            "VATT: video, audio and text transformers, NCE(video, audio) + MIL-NCE(video, captions), DropToken",
+            config="methods.configs:VattConfig")
 METHODS.add("supervised", "methods.supervised:Supervised",
             "reference row: the encoder trained with labels of the pre-training data (cross-entropy)",
             config="methods.configs:SupervisedConfig")
@@ -51,6 +54,12 @@ PROTOCOLS.add("knn", "protocols.knn:Knn",
 PROTOCOLS.add("retrieval", "protocols.retrieval:Retrieval",
               "frozen encoder, test videos query training videos: recall@1/5/10/20",
               config="protocols.configs:RetrievalConfig")
+PROTOCOLS.add("zeroshot", "protocols.video_text:Zeroshot",
+              "no training: test videos classified by their similarity to each class's prompts (a text tower)",
+              config="protocols.configs:ZeroshotConfig")
+PROTOCOLS.add("retrieval-text", "protocols.video_text:RetrievalText",
+              "no training: test captions rank test videos and videos rank captions, R@1/5/10 and median rank",
+              config="protocols.configs:RetrievalTextConfig")
 
 BACKBONES.add("small3d", "harness.backbones:Small3D", "light 3D CNN for CPU profiles (8w-d features)",
               config="harness.backbone_configs:Small3DConfig")
@@ -61,6 +70,8 @@ BACKBONES.add("r2plus1d_18", "harness.backbones:R2Plus1D18", "torchvision R(2+1)
 BACKBONES.add("vimpac", "harness.video_transformer:Vimpac",
               "VIMPAC's transformer (T,H|W attention) on the codes of a frozen per-frame VQ tokenizer",
               config="harness.backbone_configs:VimpacNetConfig")
+BACKBONES.add("vatt", "harness.vit:VattVideo", "VATT's video transformer: 3-D tubelets, factorised positions, [AGG]",
+              config="harness.backbone_configs:VattNetConfig")
 BACKBONES.add("slow_r50", "harness.backbones:SlowR50", "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)",
               config="harness.backbone_configs:SlowR50Config")
 
@@ -81,6 +92,8 @@ TASKS.add("digits-appearance", "harness.data.moving_digits:APPEARANCE",
           "which digit (one frame suffices; like UCF101/K400)")
 TASKS.add("digits-motion", "harness.data.moving_digits:MOTION",
           "how it moves; five time-reversed pairs (like SSv2/Diving48)")
+TASKS.add("digits-captions", "harness.data.moving_digits:CAPTIONS",
+          "the test clips' captions: text-to-video and video-to-text retrieval")
 
 REGISTRIES = {"methods": METHODS, "protocols": PROTOCOLS, "backbones": BACKBONES, "datasets": DATASETS,
               "tasks": TASKS}

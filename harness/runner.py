@@ -106,12 +106,15 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
         return {"skipped": True, "reason": f"{cfg.method} has no pre-training"}
     out = plan.checkpoint_dir
     enc_path, info_path, ckpt = out / "encoder.pt", out / "pretrain.json", out / "last.pt"
+    towers_path = out / "method.pt" if set(method.exports()) != {"video"} else None  # audio/text towers, heads
     ds = catalog.DATASETS.get(cfg.pretrain.dataset)
     root, entries = ds.split(cfg.dataset_cfg, cfg.cache_root(), "pretrain", progress=progress)
-    if enc_path.exists() and info_path.exists() and not retrain:
+    if enc_path.exists() and info_path.exists() and not retrain and (towers_path is None or towers_path.exists()):
         info = json.loads(info_path.read_text())
         bad = info.get("bad_videos", {})
         if not bad or _still_unreadable(bad, root, entries):
+            if towers_path is not None:
+                method.load_state_dict(torch.load(towers_path, map_location="cpu", weights_only=True))
             method.encoder.load_state_dict(torch.load(enc_path, map_location="cpu", weights_only=True))
             note = f"; it could not read {len(bad)} videos" if bad else ""
             log(f"reusing pre-trained encoder {enc_path} (key {plan.key}{note}; --retrain trains it again)")
@@ -133,7 +136,8 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
             f"({len(classes)} classes)")
     data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed, spec.views, labels,
                          on_device=cfg.data.augment_on == "device", augment=spec.augment,
-                         max_distance=spec.max_distance)
+                         max_distance=spec.max_distance, streams=spec.streams, captions=spec.captions,
+                         audio_rate=spec.audio_rate, tokenizer=spec.tokenizer)
     steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed)
     bad = BadVideos(len(videos), cfg.data.max_bad_fraction)
 
@@ -163,6 +167,8 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
     if dist.world_size() > 1:
         info["processes"] = dist.world_size()
     if dist.is_main():
+        if towers_path is not None:
+            atomic_save(method.state_dict(), towers_path)
         atomic_save(method.encoder.state_dict(), enc_path)
         atomic_json(info_path, info)
     log(f"pre-training done in {stats.seconds:.0f} s ({stats.clips_per_s:.0f} clips/s)"
@@ -281,6 +287,16 @@ def prepare_encoder(encoder, cfg: Config, progress: bool) -> dict | None:
     return report
 
 
+def prepare_stages(method, cfg: Config, progress: bool) -> dict:
+    """The encoder's stage, then the method's (`Method.prepare`): what each reported, by name."""
+    out = {}
+    for name, owner in (("tokenizer", method.encoder), ("text_tokenizer", method)):
+        report = prepare_encoder(owner, cfg, progress)
+        if report is not None:
+            out[name] = report
+    return out
+
+
 def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool = True) -> tuple[dict, Path]:
     """Run one method under one protocol; returns the record and where it was written."""
     if resume and retrain:
@@ -305,7 +321,7 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         protocol.check(ctx)  # what only the data can tell, before any pre-training
     if dist.world_size() > 1 and dist.is_main():
         dist.barrier()
-    tokenizer = prepare_encoder(encoder, cfg, progress)  # after every check: it may train for minutes
+    stages = prepare_stages(method, cfg, progress)  # after every check: a tokenizer may train for minutes
     pre = pretrain(cfg, plan, method, resume, retrain, progress)
     dist.barrier()  # the encoder is on disk before any process goes on
     shards = dist.world_size() > 1 and getattr(protocol, "shards", False)
@@ -334,7 +350,7 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
         "protocol_card": {"protocol": cfg.protocol, **card,
                           "scored_encoder": plan.key if cfg.pretrains else scored_untrained(cfg)},
         "datasets": datasets, "unreadable_videos": unreadable,
-        "pretrain": pre, **({"tokenizer": tokenizer} if tokenizer else {}),
+        "pretrain": pre, **stages,
         "costs": {"total_seconds": t2 - t0, "pretrain_seconds": t1 - t0, "protocol_seconds": t2 - t1,
                   "device": str(plan.device), "precision": plan.precision, "threads": torch.get_num_threads(),
                   "processes": dist.world_size()},

@@ -11,6 +11,7 @@ a method keeps across steps (queues, pointers) is a registered buffer, so checkp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -32,6 +33,8 @@ class SampleSpec:
     positive). `label` names a label of the pre-training data the method trains on (`supervised`).
     `augment = False` gives centre crops without flips or colour changes (VIMPAC pre-trains on them);
     `max_distance` >= 0 keeps the clips of a video within that many frames of the first one.
+    `streams` adds, per clip, "audio" (the samples under it at `audio_rate` Hz) and "text" (the
+    `captions` narrations nearest it, tokenised by `tokenizer`); see `PretrainClips`.
     """
 
     clips: int
@@ -40,6 +43,9 @@ class SampleSpec:
     label: str | None = None
     augment: bool = True
     max_distance: int = -1
+    captions: int = 1
+    audio_rate: int = 0
+    tokenizer: Any = None
 
     @property
     def views(self) -> int:
@@ -87,8 +93,16 @@ class Method(nn.Module):
 
     def exports(self) -> dict[str, nn.Module]:
         """What protocols may score, by name: the video encoder for every method; a method that also
-        learns a text or audio tower adds it here, and a protocol names what it needs (`Protocol.needs`)."""
+        learns a text or audio tower adds it here, and a protocol names what it needs (`Protocol.needs`).
+        Names in use: "video", "audio" (an audio encoder), "text" (a text encoder), "video-text" (a
+        scorer of clips against captions: `towers.VideoText`). A method that exports more than its video
+        encoder has its whole state saved with the encoder, so a reused checkpoint brings every tower."""
         return {"video": self.encoder}
+
+    def prepare(self, cfg, progress: bool, log) -> dict | None:
+        """The method's own stage before training or scoring (a text tokenizer trained on the captions);
+        what it reports goes into the run record. Runs after every check, on a forked random state."""
+        return None
 
     def lr_scale(self, module: nn.Module) -> float:
         """Multiplier on the scheduled LR for one of `trainable_modules()`; 1 unless the method says otherwise."""

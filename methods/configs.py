@@ -8,7 +8,7 @@ the released code's behaviour instead is listed in docs/methods.md with its sour
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -217,3 +217,71 @@ class VimpacConfig:
             raise ConfigError(f"methods.vimpac.max_distance: frames >= 0, or -1 for anywhere, got {self.max_distance}")
         if self.mlm_weight == 0 and self.contrastive_weight == 0:
             raise ConfigError("methods.vimpac: mlm_weight and contrastive_weight are both 0: nothing to learn")
+
+
+@dataclass
+class TextConfig:
+    """How captions become token ids (VATT, ClipBERT): a `word` vocabulary (VATT's word-level tokenizer)
+    or `wordpiece` (BERT's, ClipBERT) trained on the pre-training captions with the `tokenizers` library
+    and cached, or `path` naming a `tokenizer.json` or BERT `vocab.txt` to load (the `paper` profile).
+    `vocab_size` is the most ids the text tower embeds; `max_len` the tokens per caption, [CLS] and
+    [SEP] included (VATT: 16 words)."""
+
+    kind: Literal["word", "wordpiece"] = "word"
+    vocab_size: int = 1024
+    max_len: int = 16
+    path: str = ""
+    lowercase: bool = True
+
+    def validate(self, where: str) -> None:
+        fields_at_least(where, self, ("vocab_size",), 8)
+        fields_at_least(where, self, ("max_len",), 3)
+
+
+@dataclass
+class VattConfig:
+    """VATT (Akbari et al. 2021): video (the backbone), audio and text transformers trained from scratch
+    with video-audio NCE and video-text MIL-NCE in hierarchical common spaces.
+
+    Towers: `towers = "specific"` gives each modality its own transformer (audio `audio_size`, raw-waveform
+    patches of `audio_patch` samples at `audio_rate` Hz; text a T5 encoder of `text_size`, or the local
+    pretrained `text_model` folder); `"shared"` is VATT-MA, one transformer (the video backbone's) for all
+    three. DropToken drops `drop_token` of the video and audio tokens in pre-training only.
+    Common spaces: video -> S_va (`va_dim`, Linear-BN-ReLU-Linear-BN), audio -> S_va (Linear); video's
+    S_va embedding -> S_vt (`vt_dim`, ReLU-Linear-BN), text -> S_vt (Linear); all L2-normalised, τ =
+    `temperature`. Loss = (va_weight · NCE(v, a) + vt_weight · MIL-NCE(v, t)) / (va_weight + vt_weight),
+    the reference code's average; MIL-NCE's positives are the `captions` narrations nearest each clip.
+    `audio_noise`: Gaussian noise of that fraction of each clip's peak, in pre-training (the code's).
+    """
+
+    towers: Literal["specific", "shared"] = "specific"
+    audio_size: Literal["tiny", "small", "base", "medium", "large"] = "tiny"
+    audio_patch: int = 128
+    audio_rate: int = 48000
+    audio_noise: float = 0.01
+    text_size: Literal["tiny", "small", "base"] = "tiny"
+    text_model: str = ""
+    text: TextConfig = field(default_factory=TextConfig)
+    captions: int = 5
+    drop_token: float = 0.5
+    va_dim: int = 512
+    vt_dim: int = 256
+    temperature: float = 0.07
+    va_weight: float = 1.0
+    vt_weight: float = 1.0
+    dropout: float = 0.1
+
+    def validate(self) -> None:
+        where = "methods.vatt"
+        self.text.validate(f"{where}.text")
+        fields_at_least(where, self, ("audio_patch", "audio_rate", "captions", "va_dim", "vt_dim"), 1)
+        fields_at_least(where, self, ("temperature",), 0, strict=True)
+        fields_at_least(where, self, ("va_weight", "vt_weight", "audio_noise"), 0)
+        if self.va_weight + self.vt_weight == 0:
+            raise ConfigError(f"{where}: va_weight and vt_weight are both 0: nothing to learn")
+        if not 0 <= self.drop_token < 1:
+            raise ConfigError(f"{where}.drop_token: need 0 <= rate < 1, got {self.drop_token}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{where}.dropout: need 0 <= value < 1, got {self.dropout}")
+        if self.text_model and not Path(self.text_model).expanduser().is_dir():
+            raise ConfigError(f"{where}.text_model: {self.text_model} is not a folder (a saved T5 encoder)")

@@ -148,3 +148,38 @@ def ema_update(target: torch.nn.Module, online: torch.nn.Module, m: float) -> No
     o = [p.detach() for p in online.parameters()]
     torch._foreach_mul_(t, m)
     torch._foreach_add_(t, o, alpha=1 - m)
+
+
+def mil_nce_loss(anchors: torch.Tensor, candidates: torch.Tensor, valid: torch.Tensor | None,
+                 temperature: float) -> torch.Tensor:
+    """VATT's NCE (K = 1) and MIL-NCE (K positives per anchor) between L2-normalised embeddings.
+
+    `anchors` (B, D) (video), `candidates` (B, K, D) (audio: K = 1; text: the K narrations nearest each
+    clip), `valid` (B, K) False for a missing candidate (no audio track, fewer captions). For anchor b,
+    the scores are its similarity to every valid candidate of the global batch and every anchor's
+    similarity to its own valid candidates, over τ; the loss is logsumexp(all scores) - logsumexp(its
+    positives), where the positives (b's own candidates) appear in both halves, as in the reference
+    code's AsymmetricNCE and the MIL-NCE paper's two-sided negatives. An anchor without any valid
+    candidate adds nothing; the mean runs over the valid anchors of the global batch.
+    """
+    b, k, _ = candidates.shape
+    if valid is None:
+        valid = torch.ones(b, k, dtype=torch.bool, device=candidates.device)
+    a = F.normalize(_wide(anchors), dim=-1)
+    c = F.normalize(_wide(candidates), dim=-1)
+    a_all, c_all = dist.gather_with_grad(a), dist.gather_with_grad(c)  # (N, D), (N, K, D)
+    v_all = dist.gather(valid.to(torch.uint8)).bool()  # (N, K)
+    n = a_all.shape[0]
+    own = torch.arange(b, device=a.device) + dist.rank() * b  # global index of each local anchor
+    off = -1e9  # a missing candidate's score (finite: no inf - inf), as the reference code masks
+    to_all = (a @ c_all.reshape(n * k, -1).T / temperature).masked_fill(~v_all.reshape(1, n * k), off)  # (B, N*K)
+    from_all = (torch.einsum("nd,bkd->bnk", a_all, c) / temperature).masked_fill(~valid[:, None, :], off)
+    from_all = from_all.reshape(b, n * k)
+    rows = torch.arange(b, device=a.device)
+    pos_to = to_all.view(b, n, k)[rows, own]  # (B, K): anchor b with its own candidates
+    pos_from = from_all.view(b, n, k)[rows, own]
+    per_anchor = (torch.logsumexp(torch.cat([to_all, from_all], dim=1), dim=1)
+                  - torch.logsumexp(torch.cat([pos_to, pos_from], dim=1), dim=1))
+    has = valid.any(dim=1)
+    count = dist.all_reduce_sum(has.sum().to(per_anchor.dtype)).clamp(min=1)
+    return torch.where(has, per_anchor, 0.0).sum() * dist.world_size() / count

@@ -61,6 +61,9 @@ class FrozenConfig(ViewsConfig):
     recompute_bn: bool  # re-estimate BN statistics on the training videos (the ρ study's reference code)
     _: KW_ONLY
     cache_features: bool = True  # store the extraction; the frozen protocols of one encoder share it
+    # which tower is scored: the video encoder, or a method's audio encoder (VATT) on the audio under each
+    # temporal clip (every spatial view of a clip hears the same audio)
+    input: Literal["video", "audio"] = "video"
 
     def validate(self) -> None:
         super().validate()
@@ -209,3 +212,31 @@ class RetrievalConfig(FrozenConfig):
         super().validate()
         if not self.recall_at or min(self.recall_at) < 1:
             raise ConfigError(f"protocols.retrieval.recall_at: positive ranks, e.g. [1, 5, 10, 20], got {self.recall_at}")
+
+
+@dataclass
+class ZeroshotConfig(ViewsConfig):
+    """Zero-shot classification through a method's text tower: each class is the mean embedding of its
+    prompts (`Task.prompts`, or "a video of <class>."), each test video the mean of its views' embeddings
+    in the shared video-text space; the class of highest cosine similarity wins. No training."""
+
+    section: ClassVar[str] = "zeroshot"
+
+
+@dataclass
+class RetrievalTextConfig(ViewsConfig):
+    """Text-video retrieval on a test split's own captions: each caption ranks every test video
+    (text-to-video) and each video every caption (video-to-text); R@k and the median rank of the true
+    pair, as VATT and ClipBERT report them. `max_videos` > 0 scores the first that many test videos only
+    (a cross-encoder runs one forward per caption-video pair)."""
+
+    section: ClassVar[str] = "retrieval-text"
+
+    recall_at: list[int]
+    max_videos: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.recall_at or min(self.recall_at) < 1:
+            raise ConfigError(f"protocols.retrieval-text.recall_at: positive ranks, e.g. [1, 5, 10], got {self.recall_at}")
+        self._at_least(("max_videos",), 0)

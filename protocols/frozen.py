@@ -151,6 +151,7 @@ def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
                "batches": [c.feature_batch, c.clip_batch], "clip": to_plain(cfg.backbone.clip),
                "data": [t.dataset, t.train_split, t.test_split, to_plain(cfg.datasets[t.dataset])],
                "train_ids": g.train_ids, "device": ctx.device.type,
+               **({"input": c.input} if c.input != "video" else {}),
                # BN re-estimated in shards is the mean of the processes' estimates: name their count
                **({"processes": dist.world_size()} if dist.sharding() and c.recompute_bn else {}),
                "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
@@ -193,9 +194,10 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
             yield stored
             continue
         bad = g.bad_counters(cfg)
+        audio = (encoder.rate, encoder.samples) if c.input == "audio" else None
         train_ds = LabelledViews(g.train, cfg.backbone.clip, ViewLayout(c.train_views, 1, with_centre=False),
-                                 g.label_keys)
-        test_ds = LabelledViews(g.test, cfg.backbone.clip, test_layout(c), g.label_keys)
+                                 g.label_keys, audio)
+        test_ds = LabelledViews(g.test, cfg.backbone.clip, test_layout(c), g.label_keys, audio)
         encoder.to(dev).eval()
         opts = dict(bf16=bf16, clip_batch=c.clip_batch)
         if c.recompute_bn:
@@ -225,8 +227,25 @@ class TaskProtocol(Protocol):
         check_tasks(ctx, self.cfg)
 
 
-class EmbeddingProtocol(TaskProtocol):
+class FrozenProtocol(TaskProtocol):
+    """A protocol on features extracted once (`frozen_features`): of the video encoder, or with
+    `input = "audio"` of a method's audio encoder."""
+
     shards = True  # under torchrun, every process extracts a share of the videos (harness.distributed.sharded)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.cfg.input,)
+
+    def card(self, cfg, results):
+        out = super().card(cfg, results)
+        if self.cfg.input == "audio":
+            out["input"] = "audio: the raw waveform under each temporal clip (its spatial views repeat it)"
+            out["feature_layer"] = "the audio encoder's output"
+        return out
+
+
+class EmbeddingProtocol(FrozenProtocol):
 
     """The loop `knn` and `retrieval` share: one normalised embedding per video (training videos form the
     bank; test videos query it with all their views, and with the centre view alone for the `_1view`
@@ -242,7 +261,7 @@ class EmbeddingProtocol(TaskProtocol):
 
     def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
         results = []
-        for g in frozen_features(exports["video"], ctx, self.cfg):
+        for g in frozen_features(exports[self.cfg.input], ctx, self.cfg):
             c, lay = g.cfg, test_layout(g.cfg)
             bank = video_embedding(g.train.feats)
             queries = {"": video_embedding(g.test.feats[:, :lay.grid]),

@@ -18,7 +18,7 @@ import torch.nn as nn
 from harness.engine import lr_at
 from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views
 from protocols.configs import LinearCachedConfig
-from protocols.frozen import TaskProtocol, frozen_features, test_layout
+from protocols.frozen import FrozenProtocol, frozen_features, test_layout
 from protocols.multiview import Features
 
 
@@ -46,9 +46,7 @@ def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearCa
     return fc
 
 
-class LinearCached(TaskProtocol):
-    shards = True  # under torchrun, every process extracts a share of the videos (harness.distributed.sharded)
-
+class LinearCached(FrozenProtocol):
     """Frozen encoder, BN statistics re-estimated, a linear layer on extracted features, multi-view test."""
 
     mode = "cached: frozen encoder, features extracted once (centre crops); linear layer trained on them"
@@ -59,7 +57,7 @@ class LinearCached(TaskProtocol):
 
     def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
         results = []
-        for g in frozen_features(exports["video"], ctx, self.cfg):  # tasks over the same videos share one extraction
+        for g in frozen_features(exports[self.cfg.input], ctx, self.cfg):  # tasks over the same videos share one extraction
             c, tr, te = g.cfg, g.train, g.test
             x_tr, x_te = tr.feats.flatten(0, 1), te.feats
             if c.standardize:

@@ -26,6 +26,7 @@ class Features:
     labels: dict[str, torch.Tensor]  # key -> (N,)
     clips_per_s: float
     seconds: float
+    index: torch.Tensor | None = None  # (N,) the dataset rows the features belong to (unreadable ones skipped)
 
 
 def _loader(ds, batch: int, workers: int) -> DataLoader:
@@ -118,12 +119,12 @@ def extract(encoder: nn.Module, ds: LabelledViews, device: torch.device, batch: 
             bar.restart_clock()  # the first batch paid for start-up
     bar.close()
     if dist.sharding():
-        feats, labels, n_clips = _gather_shares(index, feats, labels, failed, n_clips, bad)
+        feats, labels, n_clips, index = _gather_shares(index, feats, labels, failed, n_clips, bad)
     seconds = time.perf_counter() - t0
     if not feats:
         raise DataError(f"no readable videos to extract {desc} from")
     return Features(torch.cat(feats), {k: torch.cat(t) for k, t in labels.items()}, n_clips / max(seconds, 1e-9),
-                    seconds)
+                    seconds, torch.cat(index))
 
 
 def _gather_shares(index: list, feats: list, labels: dict, failed: BadVideos, n_clips: int, bad: BadVideos):
@@ -138,7 +139,8 @@ def _gather_shares(index: list, feats: list, labels: dict, failed: BadVideos, n_
     total = sum(p[4] for p in parts)
     parts = [p for p in parts if p[1] is not None]
     if not parts:
-        return [], {}, total
-    order = torch.cat([p[0] for p in parts]).argsort()  # whichever process read a video
+        return [], {}, total, []
+    rows = torch.cat([p[0] for p in parts])
+    order = rows.argsort()  # whichever process read a video
     return ([torch.cat([p[1] for p in parts])[order]],
-            {k: [torch.cat([p[2][k] for p in parts])[order]] for k in parts[0][2]}, total)
+            {k: [torch.cat([p[2][k] for p in parts])[order]] for k in parts[0][2]}, total, [rows[order]])

@@ -8,7 +8,7 @@ from harness import catalog
 from harness.backbones import build_encoder
 from harness.config import load_config
 
-SHAPES = {"small3d": (8, 32), "r3d_18": (4, 32), "r2plus1d_18": (4, 32), "slow_r50": (4, 64), "vimpac": (5, 32)}
+SHAPES = {"small3d": (8, 32), "r3d_18": (4, 32), "r2plus1d_18": (4, 32), "slow_r50": (4, 64), "vimpac": (5, 32), "vatt": (8, 16)}
 
 
 @pytest.mark.parametrize("name", catalog.BACKBONES.names())
@@ -51,3 +51,18 @@ def test_small3d_residual_block_starts_as_identity_when_zero_initialised(zero_in
     with torch.no_grad():
         same = torch.allclose(res(x), torch.relu(x))
     assert same == zero_init
+
+
+def test_paper_vatt_is_bbs_at_paper_shapes():
+    """The paper profile's VATT: a Base video transformer (87.4M parameters; the paper's table 7 gives
+    87.9M for Base) over 8 x 14 x 14 tubelets of 32 x 224 px at 10 fps, and 3.2 s of 48 kHz audio in 1,200
+    patches of 128 samples for a Base audio transformer."""
+    from harness import catalog
+
+    cfg = load_config("paper", method="vatt")
+    enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
+    assert sum(p.numel() for p in enc.parameters()) / 1e6 == pytest.approx(87.9, rel=0.01)
+    assert enc.grid == (8, 14, 14) and enc.feature_dim == 768
+    method = catalog.METHODS.get("vatt")(enc, cfg.method_cfg)
+    assert method.samples == 153_600 and method.audio.pos.shape == (1200, 768)
+    assert method.text_tower.feature_dim == 512  # T5-small

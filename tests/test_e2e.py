@@ -290,3 +290,32 @@ def test_vimpac_runs_the_ci_profile(tmp_path, cache_dir, ci_manifest):
     assert main([*argv, "--set", "backbone.name=vimpac"]) == 0
     init = _record(results)
     assert init["backbone"] == "vimpac" and init["tokenizer"] == rec["tokenizer"]
+
+
+def test_vatt_runs_the_ci_profile_under_every_protocol_of_its_towers(tmp_path, cache_dir, ci_manifest):
+    """`bench run --method vatt --profile ci`: pre-training logs both losses; the video tower under the
+    linear probe, the audio tower under it with `input = "audio"`, the video-text space under
+    `zeroshot` and `retrieval-text`. Later runs reuse the checkpoint with every tower in it (the same
+    zero-shot numbers as the run that trained them), and a method without a text tower is refused."""
+    from harness.cli import main
+
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
+    argv = _cmd(cache, results, method="vatt")[3:]
+    at = argv.index("linear")
+    assert main(argv[:at] + ["zeroshot"] + argv[at + 1:]) == 0
+    first = _record(results)
+    assert first["backbone"] == "vatt" and first["text_tokenizer"]["tokenizer"] == "word"
+    assert {"nce_va", "milnce_vt"} <= set(first["pretrain"]["term_curves"]) and not first["pretrain"]["reused"]
+    assert [r["task"] for r in first["results"]] == ["digits-appearance", "digits-motion"]
+    assert main(argv[:at] + ["zeroshot"] + argv[at + 1:]) == 0
+    again = _record(results)
+    assert again["pretrain"]["reused"] and again["results"][0]["metrics"] == first["results"][0]["metrics"]
+    assert main(argv[:at] + ["retrieval-text"] + argv[at + 1:]) == 0
+    ret = _record(results)["results"][0]
+    assert ret["task"] == "digits-captions" and {"t2v_R@1", "t2v_MedR", "v2t_R@10"} <= set(ret["metrics"])
+    assert ret["extra"]["chance"]["R@1"] == pytest.approx(100 / 60)
+    assert main(argv[:at] + ["linear-cached", "--set", "protocol.input=audio"] + argv[at + 1:]) == 0
+    audio = _record(results)
+    assert audio["protocol_card"]["input"].startswith("audio")
+    assert audio["results"][0]["metrics"]["top1"] > 50  # the track's pitch names the digit
+    assert main(argv[:at] + ["zeroshot"] + argv[at + 1:] + ["--method", "rho_byol"]) != 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from methods.losses import info_nce_loss, moco_loss, sinkhorn, swav_loss
+from methods.losses import info_nce_loss, mil_nce_loss, moco_loss, sinkhorn, swav_loss
 
 TAU = 0.1
 
@@ -156,6 +156,40 @@ def test_swav_loss_rho3_matches_a_loop_reference():
     assert swav_loss(scores, 0.05, 3, TAU, targets=[0, 1]).item() == pytest.approx(ref01, rel=1e-6)
 
 
+def mil_nce_by_hand(a: np.ndarray, c: np.ndarray, valid: np.ndarray, tau: float) -> float:
+    """For each anchor i with a valid candidate: all scores = (i, every valid candidate (j, k)) and (every
+    anchor j, i's valid candidates k); positives = i's own valid candidates, once from each side."""
+    a, c = _unit(a), _unit(c)
+    b, k = valid.shape
+    losses = []
+    for i in range(b):
+        if not valid[i].any():
+            continue
+        scores = [a[i] @ c[j, m] / tau for j in range(b) for m in range(k) if valid[j, m]]
+        scores += [a[j] @ c[i, m] / tau for j in range(b) for m in range(k) if valid[i, m]]
+        pos = [a[i] @ c[i, m] / tau for m in range(k) if valid[i, m]] * 2
+        losses.append(math.log(sum(math.exp(s) for s in scores)) - math.log(sum(math.exp(s) for s in pos)))
+    return sum(losses) / len(losses)
+
+
+def test_mil_nce_matches_a_loop_reference_with_several_positives_and_missing_candidates():
+    g = torch.Generator().manual_seed(5)
+    a, c = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 3, 4, generator=g, dtype=torch.float64)
+    valid = torch.ones(6, 3, dtype=torch.bool)
+    valid[0, 1:] = False  # one positive left
+    valid[4] = False  # no text for this clip: it adds nothing, and its candidates are no one's negatives
+    ref = mil_nce_by_hand(a.numpy(), c.numpy(), valid.numpy(), TAU)
+    assert mil_nce_loss(a, c, valid, TAU).item() == pytest.approx(ref, rel=1e-9)
+    # NCE is the one-candidate case; a missing audio track masks its clip
+    one = torch.tensor([True, True, False, True, True, True])[:, None]
+    ref1 = mil_nce_by_hand(a.numpy(), c[:, :1].numpy(), one.numpy(), TAU)
+    assert mil_nce_loss(a, c[:, :1], one, TAU).item() == pytest.approx(ref1, rel=1e-9)
+    # masked candidates get no gradient (the anchor of a clip without text is still a negative for others)
+    leaf_a, leaf_c = a.clone().requires_grad_(), c.clone().requires_grad_()
+    mil_nce_loss(leaf_a, leaf_c, valid, TAU).backward()
+    assert leaf_c.grad[0, 1:].abs().max() == 0 and leaf_c.grad[4].abs().max() == 0
+
+
 def test_losses_reject_a_single_clip():
     one = _views(1, 4, 3, seed=0)
     for call in (lambda: info_nce_loss(one, TAU), lambda: swav_loss(one, 0.05, 3, TAU),
@@ -170,7 +204,8 @@ WORKER = Path(__file__).parent / "fixtures" / "dist_losses.py"
 @pytest.mark.e2e
 def test_two_processes_give_the_one_process_loss_and_gradients(tmp_path):
     """torchrun, 2 processes, gloo: each holds half the batch; the mean of their losses equals the loss
-    of the whole batch in one process, and each rank's gradient (after DDP's 1/world average) equals
+    of the whole batch in one process (MIL-NCE's too, with missing candidates spread unevenly), and each
+    rank's gradient (after DDP's 1/world average) equals
     the one-process gradient of its rows; MoCo's shuffle-BN helpers permute the global batch and undo it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -179,8 +214,14 @@ def test_two_processes_give_the_one_process_loss_and_gradients(tmp_path):
     z = _views(3, 8, 5, seed=21)
     scores = [torch.tanh(t) for t in _views(3, 8, 6, seed=22)]
     expect = {}
+    g = torch.Generator().manual_seed(23)
+    a, c = torch.randn(8, 5, generator=g, dtype=torch.float64), torch.randn(8, 3, 5, generator=g, dtype=torch.float64)
+    sys.path.insert(0, str(WORKER.parent))
+    from dist_losses import milnce_valid
+
     for name, inputs, fn in (("info_nce", z, lambda x: info_nce_loss(x, TAU)),
-                             ("swav", scores, lambda x: swav_loss(x, 0.05, 3, TAU))):
+                             ("swav", scores, lambda x: swav_loss(x, 0.05, 3, TAU)),
+                             ("mil_nce", [a, c], lambda x: mil_nce_loss(x[0], x[1], milnce_valid(), TAU))):
         leaves = [t.clone().requires_grad_() for t in inputs]
         loss = fn(leaves)
         loss.backward()

@@ -17,10 +17,20 @@ def _method(name: str, *overrides: str):
     cfg = load_config("ci", list(overrides), method=name)
     torch.manual_seed(0)
     enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
-    return catalog.METHODS.get(name)(enc, cfg.method_cfg), cfg
+    method = catalog.METHODS.get(name)(enc, cfg.method_cfg)
+    if getattr(method, "tokenizer", False) is None:  # a method that reads captions: what its prepare() builds
+        import tempfile
+        from pathlib import Path
+
+        from harness.text import tokenizer_for
+
+        method.tokenizer, _ = tokenizer_for(cfg.method_cfg.text, ["a red 3 moves up.", "a blue 5 shrinks."], {},
+                                            Path(tempfile.mkdtemp()), log=lambda m: None)
+    return method, cfg
 
 
 def _batch(method, b: int = 4, seed: int = 0) -> dict:
+    """A batch as the data path gives it for the method's sample spec (random clips, audio and captions)."""
     spec = method.sample_spec()
     g = torch.Generator().manual_seed(seed)
     c = method.encoder.clip_spec
@@ -28,6 +38,16 @@ def _batch(method, b: int = 4, seed: int = 0) -> dict:
     if spec.label is not None:
         method.setup_labels(tuple("abcde"))
         batch["label"] = torch.arange(b) % 5
+    if "audio" in spec.streams:
+        samples = round(((c.frames - 1) * c.stride + 1) / c.fps * spec.audio_rate)
+        batch["audio"] = torch.randn(b, spec.views, samples, generator=g) * 0.1
+        batch["audio_valid"] = torch.ones(b, dtype=torch.bool)
+    if "text" in spec.streams:
+        ids, mask = spec.tokenizer.encode(["a red 3 moves up.", "a blue 5 shrinks."] * (b * spec.views * spec.captions))
+        shape = (b, spec.views, spec.captions, -1)
+        n = b * spec.views * spec.captions
+        batch.update(text_ids=ids[:n].view(shape), text_mask=mask[:n].view(shape),
+                     text_valid=torch.ones(shape[:3], dtype=torch.bool))
     return batch
 
 

@@ -15,11 +15,13 @@ import torch
 from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from harness.config import AugmentConfig, ClipConfig
-from harness.data import sampling
+from harness.data import sampling, streams
 from harness.data.transforms import ClipGeometry, ColourAugment, Normalize, resize_short_side, spatial_crops, to_video
-from harness.data.video import decode_frames, truncation_slack
+from harness.data.video import decode_frames, read_audio, truncation_slack
 from harness.errors import DataError, VideoDecodeError
 from harness.progress import progress_bar
+
+_STREAMS = streams.STREAMS
 
 __all__ = ["DataError", "BadVideos", "VideoSet", "PretrainClips", "LabelledViews", "EpochBatches", "collate"]
 
@@ -61,6 +63,7 @@ class VideoSet:
         self.fps = fps
         self._cache: dict[int, np.ndarray] = {}
         self._errors: dict[int, VideoDecodeError] = {}
+        self._audio: dict[tuple[int, int], np.ndarray | None] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -77,6 +80,27 @@ class VideoSet:
         n = int(self.entries[i]["frames"])
         r = self._ratio(i)
         return n if r == 1.0 else max(1, int(n / r))
+
+    def rate(self, i: int) -> float:
+        """Frames per second of video i's frame indices (the target rate, else the entry's own)."""
+        return float(self.fps or self.entries[i].get("fps") or 0) or 1.0
+
+    def audio(self, i: int, rate: int) -> np.ndarray | None:
+        """Video i's whole audio track, mono float32 at `rate` Hz (0: as stored); None when it has none.
+        Kept in memory with the frames in cached mode (only outside DataLoader workers, as frames are)."""
+        key = (i, rate)
+        if key in self._audio:
+            return self._audio[key]
+        try:
+            wave, src = read_audio(self.path(i))
+            wave = streams.resample(wave, src, rate)
+        except VideoDecodeError as e:
+            if "no audio stream" not in str(e):
+                raise
+            wave = None
+        if self.cache_frames and get_worker_info() is None:
+            self._audio[key] = wave
+        return wave
 
     def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
         """uint8 (len(indices), H, W, 3). Cached mode decodes each video once for the whole run."""
@@ -132,13 +156,30 @@ class PretrainClips(Dataset):
     `labels`, when given, adds each video's class index as `label` (supervised pre-training), or with
     a dict of such lists (name -> per-video class) a dict `labels` (the protocols that train several
     tasks' heads on the same clips).
+
+    `streams` beyond "video" add, per clip, the audio under it (`audio` (B, V, S) at `audio_rate` Hz,
+    `audio_valid` (B,) False for a video without a track) and the `captions` narrations nearest it,
+    tokenised by `tokenizer` (`text_ids`, `text_mask` (B, V, K, L); `text_valid` (B, V, K) False for a
+    slot the video has no caption for). All come from the same clip starts as the frames.
     """
 
     def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int,
                  views: int | None = None, labels: list[int] | dict[str, list[int]] | None = None,
-                 on_device: bool = False, augment: bool = True, max_distance: int = -1):
+                 on_device: bool = False, augment: bool = True, max_distance: int = -1,
+                 streams: tuple[str, ...] = ("video",), captions: int = 1, audio_rate: int = 0, tokenizer=None):
         self.videos, self.clip, self.rho, self.seed, self.labels = videos, clip, rho, seed, labels
         self.max_distance = max_distance
+        self.streams, self.captions, self.audio_rate, self.tokenizer = streams, captions, audio_rate, tokenizer
+        unknown = set(streams) - set(_STREAMS)
+        if unknown:
+            raise ValueError(f"unknown streams {sorted(unknown)}; known: {_STREAMS}")
+        if "text" in streams and tokenizer is None:
+            raise ValueError("the text stream needs a tokenizer")
+        if "audio" in streams:
+            if audio_rate <= 0:
+                raise ValueError("the audio stream needs audio_rate > 0 (Hz)")
+            rate = videos.rate(0) if len(videos) else 1.0  # one length for every clip of the run
+            self.audio_samples = int(round(sampling.clip_span(clip.frames, clip.stride) / rate * audio_rate))
         if not augment:  # the largest centre square, resized to the crop; no flip, no colour (VIMPAC)
             aug = replace(aug, crop_scale=[1.0, 1.0], crop_ratio=[1.0, 1.0], flip_p=0.0, jitter_p=0.0,
                           grayscale_p=0.0, blur_p=0.0)
@@ -173,16 +214,41 @@ class PretrainClips(Dataset):
             clips.append(self.geometry(video[v * T:(v + 1) * T], self.geometry.draw(rng, h, w)))
             colour.append(self.colour.draw(rng))
         item = {"clips": torch.stack(clips), "colour": torch.stack(colour), "index": i}
+        if len(self.streams) > 1:
+            try:
+                item.update(self.extra_streams(i, starts))
+            except VideoDecodeError as e:
+                return {"bad": str(self.videos.path(i)), "error": str(e)}
         if isinstance(self.labels, dict):
             item["labels"] = {k: v[i] for k, v in self.labels.items()}
         elif self.labels is not None:
             item["label"] = self.labels[i]
         return item
 
+    def extra_streams(self, i: int, starts: list[int]) -> dict:
+        """The audio and captions of video i under the clips starting at `starts`."""
+        rate = self.videos.rate(i)
+        spans = [streams.clip_seconds(s, self.clip.frames, self.clip.stride, rate) for s in starts]
+        out: dict = {}
+        if "audio" in self.streams:
+            wave = self.videos.audio(i, self.audio_rate)
+            out["audio_valid"] = wave is not None
+            out["audio"] = torch.stack([torch.from_numpy(
+                streams.audio_cut(wave, self.audio_rate, a, self.audio_samples) if wave is not None
+                else np.zeros(self.audio_samples, np.float32)) for a, _ in spans])
+        if "text" in self.streams:
+            told = streams.narrations(self.videos.entries[i], rate)
+            out["captions"] = [streams.nearest_narrations(told, a, b, self.captions) for a, b in spans]
+        return out
+
     def collate(self, items: list[dict]) -> dict:
         """Batch items, then colour-augment and normalise all their clips in one go: (B, V, C, T, H, W);
-        with `on_device`, the batch keeps uint8 clips and their colour parameters for `finish`."""
+        with `on_device`, the batch keeps uint8 clips and their colour parameters for `finish`. Captions
+        are tokenised here, a batch at a time."""
         out = collate(items)
+        good = [x for x in items if "bad" not in x]
+        if good and "captions" in good[0]:
+            out.update(tokenize_captions([x["captions"] for x in good], self.tokenizer))
         return out if self.on_device else self.finish(out)
 
     def finish(self, out: dict) -> dict:
@@ -199,9 +265,11 @@ class LabelledViews(Dataset):
     """One item = every view of one labelled video (`layout`: temporal clips x spatial crops, plus the
     centre clip when the layout asks for it), all read with one decode of the video."""
 
-    def __init__(self, videos: VideoSet, clip: ClipConfig, layout: sampling.ViewLayout, label_keys: list[str]):
+    def __init__(self, videos: VideoSet, clip: ClipConfig, layout: sampling.ViewLayout, label_keys: list[str],
+                 audio: tuple[int, int] | None = None):
         self.videos, self.clip, self.layout, self.label_keys = videos, clip, layout, label_keys
         self.normalize = Normalize(clip.mean, clip.std)
+        self.audio = audio  # (rate, samples): the views are the audio under each clip instead of its frames
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -210,6 +278,8 @@ class LabelledViews(Dataset):
         n = self.videos.num_frames(i)
         c, lay = self.clip, self.layout
         starts = lay.starts(n, c.frames, c.stride)
+        if self.audio is not None:
+            return self._audio_views(i, starts)
         idx = np.concatenate([sampling.clip_indices(s, c.frames, c.stride, n) for s in starts])
         try:
             frames = self.videos.frames(i, idx)
@@ -225,6 +295,22 @@ class LabelledViews(Dataset):
         labels = self.videos.entries[i].get("labels", {})
         return {"views": torch.stack(views), "labels": {k: labels[k] for k in self.label_keys}, "index": i}
 
+    def _audio_views(self, i: int, starts: list[int]) -> dict:
+        """The audio under each clip, in the layout's view order (a clip's crops share its audio)."""
+        rate, samples = self.audio
+        try:
+            wave = self.videos.audio(i, rate)
+        except VideoDecodeError as e:
+            return {"bad": str(self.videos.path(i)), "error": str(e)}
+        if wave is None:
+            return {"bad": str(self.videos.path(i)), "error": f"{self.videos.path(i)}: no audio stream"}
+        fps, c, lay = self.videos.rate(i), self.clip, self.layout
+        cuts = [torch.from_numpy(streams.audio_cut(wave, rate, streams.clip_seconds(s, c.frames, c.stride, fps)[0],
+                                                   samples)) for s in starts]
+        views = [cuts[t] for t in range(len(starts)) for _ in range(lay.spatial if t < lay.temporal else 1)]
+        labels = self.videos.entries[i].get("labels", {})
+        return {"views": torch.stack(views), "labels": {k: labels[k] for k in self.label_keys}, "index": i}
+
 
 def collate(items: list[dict]) -> dict:
     """Stack good items; pass the unreadable ones on as `bad` so the caller can count them."""
@@ -235,12 +321,24 @@ def collate(items: list[dict]) -> dict:
     out["index"] = torch.tensor([x["index"] for x in good])
     if "label" in good[0]:
         out["label"] = torch.tensor([x["label"] for x in good])
-    for key in ("clips", "views", "colour"):
+    for key in ("clips", "views", "colour", "audio"):
         if key in good[0]:
             out[key] = torch.stack([x[key] for x in good])
+    if "audio_valid" in good[0]:
+        out["audio_valid"] = torch.tensor([x["audio_valid"] for x in good])
     if "labels" in good[0]:
         out["labels"] = {k: torch.tensor([x["labels"][k] for x in good]) for k in good[0]["labels"]}
     return out
+
+
+def tokenize_captions(captions: list[list[list[str | None]]], tokenizer) -> dict:
+    """(B videos x V clips x K captions, None for a missing one) -> `text_ids`, `text_mask` (B, V, K, L)
+    and `text_valid` (B, V, K)."""
+    b, v, k = len(captions), len(captions[0]), len(captions[0][0])
+    flat = [t for per_video in captions for per_clip in per_video for t in per_clip]
+    ids, mask = tokenizer.encode([t or "" for t in flat])
+    valid = torch.tensor([t is not None for t in flat])
+    return {"text_ids": ids.view(b, v, k, -1), "text_mask": mask.view(b, v, k, -1), "text_valid": valid.view(b, v, k)}
 
 
 class EpochBatches(Sampler):

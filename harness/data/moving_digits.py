@@ -259,19 +259,21 @@ def _random_segment(rng: np.random.Generator, cfg: MovingDigitsConfig, motion: i
     )
 
 
+PHRASES = {  # how the captions say each motion
+    "left": "moves to the left", "right": "moves to the right", "up": "moves up", "down": "moves down",
+    "grow": "grows larger", "shrink": "shrinks", "rotate clockwise": "turns clockwise",
+    "rotate anticlockwise": "turns anticlockwise", "fade in": "fades in", "fade out": "fades out",
+}
+
+
 def caption(rng: np.random.Generator, digit: int, colour: str, motion: int) -> str:
     m = MOTIONS[motion]
-    phrases = {
-        "left": "moves to the left", "right": "moves to the right", "up": "moves up", "down": "moves down",
-        "grow": "grows larger", "shrink": "shrinks", "rotate clockwise": "turns clockwise",
-        "rotate anticlockwise": "turns anticlockwise", "fade in": "fades in", "fade out": "fades out",
-    }
     templates = [
         "a {c} {d} {p}.", "the digit {w}, drawn in {c}, {p}.", "a handwritten {w} in {c} {p}.",
         "{c} number {d} {p} over a textured background.", "we see a {c} {w} that {p}.",
     ]
     t = templates[int(rng.integers(len(templates)))]
-    return t.format(c=colour, d=digit, w=DIGIT_WORDS[digit], p=phrases[m])
+    return t.format(c=colour, d=digit, w=DIGIT_WORDS[digit], p=PHRASES[m])
 
 
 def tone(digit: int, loudness: np.ndarray, fps: int, rate: int) -> np.ndarray:
@@ -553,7 +555,15 @@ class MovingDigits:
                 "checksum": body.get("checksum") or content_checksum(body["videos"]), "videos": len(body["videos"])}
 
 
+# zero-shot prompts: per class, sentences in the captions' words without the colour (the mean of their
+# text embeddings stands for the class)
 APPEARANCE = Task("digits-appearance", "moving-digits", "digit", tuple(str(d) for d in range(10)),
-                  description="which digit (one frame suffices; like UCF101/K400)", emphasis="spatial")
+                  description="which digit (one frame suffices; like UCF101/K400)", emphasis="spatial",
+                  prompts=tuple((f"a handwritten {w}.", f"the digit {w}.", f"number {d}.")
+                                for d, w in enumerate(DIGIT_WORDS)))
 MOTION = Task("digits-motion", "moving-digits", "motion", tuple(MOTIONS),
-              description="how it moves; five time-reversed pairs (like SSv2/Diving48)", emphasis="temporal")
+              description="how it moves; five time-reversed pairs (like SSv2/Diving48)", emphasis="temporal",
+              prompts=tuple((f"a digit {PHRASES[m]}.", f"the number {PHRASES[m]}.") for m in MOTIONS))
+# text-video retrieval: the test clips' own captions query the test clips (the label is not scored)
+CAPTIONS = Task("digits-captions", "moving-digits", "digit", APPEARANCE.classes,
+                description="the test clips' captions (text-to-video and video-to-text retrieval)", emphasis="")

@@ -16,3 +16,11 @@ class Task:
     test_split: str = "test"
     description: str = ""
     emphasis: str = ""  # "spatial" (one frame tells the class: K400, UCF101) or "temporal" (SSv2, Diving48)
+    # zero-shot: per class, sentences that describe it (their text embeddings are averaged); () reads
+    # "a video of <class>."
+    prompts: tuple[tuple[str, ...], ...] = ()
+
+    def class_prompts(self) -> list[tuple[str, ...]]:
+        if self.prompts:
+            return list(self.prompts)
+        return [(f"a video of {c.replace('_', ' ')}.",) for c in self.classes]
