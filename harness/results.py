@@ -153,10 +153,26 @@ def _identity(r: dict) -> dict[str, Any]:
     return out
 
 
+DEFAULT = "default"  # an option a record leaves out because it was at its default
+
+
+def _value(r: dict, flat: dict, key: str) -> Any:
+    """A record's value of a variant key; DEFAULT for an option of its own protocol it leaves out (identities
+    name an option with a default only when it is set: `protocol_identity`); None where the key does not
+    apply (another protocol's settings, pre-training keys of a run without pre-training)."""
+    if key in flat:
+        return flat[key]
+    if key.startswith(f"protocols.{r['protocol']}."):
+        return DEFAULT
+    return None
+
+
 def variant_labels(records: list[dict]) -> list[str]:
     """Per record, the settings that set it apart from other runs of its (profile, method), e.g.
-    'pretrain.epochs=120'; '' where all of them agree. A key only counts among the runs that have
-    it, so another protocol's settings never label a run, nor pre-training keys a method without it."""
+    'pretrain.epochs=120'; '' where all of them agree. A key only counts among the runs it applies to,
+    so another protocol's settings never label a run, nor pre-training keys a method without it; the
+    runs that left an option of their protocol at its default are told apart from those that set it,
+    and carry no label for it (they sit in the row of the method's default runs)."""
     flats = [_identity(r) for r in records]
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(records):
@@ -164,12 +180,13 @@ def variant_labels(records: list[dict]) -> list[str]:
     labels = [""] * len(records)
     for members in groups.values():
         keys = sorted({k for i in members for k in flats[i]})
-        differ = [k for k in keys
-                  if len({json.dumps(flats[i][k], sort_keys=True) for i in members if k in flats[i]}) > 1]
+        values = {k: {i: _value(records[i], flats[i], k) for i in members} for k in keys}
+        differ = [k for k in keys if len({json.dumps(v, sort_keys=True) for v in values[k].values() if v is not None}) > 1]
         if "backbone.name" in differ:  # the clip shape comes with the backbone (`by_backbone`): its name says it
             differ = [k for k in differ if not k.startswith("backbone.clip.")]
         for i in members:
-            labels[i] = ", ".join(f"{k}={_label_value(flats[i][k])}" for k in differ if k in flats[i])
+            labels[i] = ", ".join(f"{k}={_label_value(values[k][i])}" for k in differ
+                                  if values[k][i] not in (None, DEFAULT))
     return labels
 
 

@@ -147,6 +147,18 @@ def test_labels_ignore_other_methods_other_protocols_and_missing_pretraining():
     assert board.mean.loc[("embedded", "random_init"), "linear:a"] == 20.5
 
 
+def test_an_option_left_at_its_default_is_a_variant_of_its_own():
+    """Identities name an option with a default only when it is set (`input = "audio"`, a low-shot
+    fraction): the runs that leave it out ran the default and are not averaged with the others."""
+    recs = [_rec("vatt", {"a": 10.0}, protocol="linear-cached"),
+            _rec("vatt", {"a": 100.0}, protocol="linear-cached", proto={"protocols.linear-cached.input": "audio"}),
+            _rec("vatt", {"a": 12.0}, protocol="knn")]
+    assert variant_labels(recs) == ["", "protocols.linear-cached.input=audio", ""]
+    board = leaderboard(recs).mean
+    assert board.loc[("embedded", "vatt"), "linear-cached:a"] == 10.0  # not averaged with the audio run
+    assert board.loc[("embedded", "vatt"), "knn:a"] == 12.0
+
+
 def test_unreadable_videos_show_in_the_row():
     recs = [_rec("rho_byol", {"a": 40.0}, bad=["/d/x.mp4"]), _rec("rho_byol", {"a": 50.0}, seed=1, bad=["/d/x.mp4"])]
     md = format_table(leaderboard(recs))
