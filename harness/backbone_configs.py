@@ -137,3 +137,42 @@ class VattNetConfig:
         self.patch = tuple(int(p) for p in self.patch)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"backbones.vatt.dropout: need 0 <= value < 1, got {self.dropout}")
+
+
+CLIPBERT_SIZES = {"tiny": (4, 128, 4, 512), "base": (12, 768, 12, 3072)}  # layers, width, heads, MLP (BERT-base)
+
+
+@dataclass
+class ClipBertNetConfig:
+    """ClipBERT's encoder: a torchvision ResNet (`cnn`) on every frame, cut after `cnn_stages` of its four
+    stages (4: stride 32, the paper's; fewer for small frames), a 3x3 conv to the transformer width and a
+    `pool` x `pool` max-pool; the frames of a clip mean-pooled; row and column embeddings; then a BERT
+    (`size`, or the local pretrained folder `bert_path`) over the text and visual tokens together, with
+    `vocab_size` word rows. `cnn_weights` loads a state dict into the ResNet (the paper starts from
+    grid-feat R-50 weights, which cannot be downloaded here)."""
+
+    cnn: str = "resnet50"
+    cnn_stages: int = 4
+    cnn_weights: str = ""
+    pool: int = 2
+    size: str = "base"
+    bert_path: str = ""
+    vocab_size: int = 30522
+    dropout: float = 0.1
+
+    def validate(self) -> None:
+        if self.cnn not in ("resnet18", "resnet34", "resnet50"):
+            raise ConfigError(f"backbones.clipbert.cnn: resnet18, resnet34 or resnet50, got {self.cnn!r}")
+        if self.size not in CLIPBERT_SIZES:
+            raise ConfigError(f"backbones.clipbert.size: one of {', '.join(CLIPBERT_SIZES)}, got {self.size!r}")
+        if not 1 <= self.cnn_stages <= 4:
+            raise ConfigError(f"backbones.clipbert.cnn_stages: 1 to 4, got {self.cnn_stages}")
+        fields_at_least("backbones.clipbert", self, ("pool", "vocab_size"), 1)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"backbones.clipbert.dropout: need 0 <= value < 1, got {self.dropout}")
+        from pathlib import Path
+
+        for key in ("cnn_weights", "bert_path"):
+            value = getattr(self, key)
+            if value and not Path(value).expanduser().exists():
+                raise ConfigError(f"backbones.clipbert.{key}: {value} does not exist")

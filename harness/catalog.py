@@ -30,6 +30,9 @@ METHODS.add("vimpac", "methods.vimpac:Vimpac",
 METHODS.add("vatt", "methods.vatt:Vatt",
             "VATT: video, audio and text transformers, NCE(video, audio) + MIL-NCE(video, captions), DropToken",
             config="methods.configs:VattConfig")
+METHODS.add("clipbert", "methods.clipbert:ClipBert",
+            "ClipBERT: sparse short clips read with the caption by one BERT, MLM + ITM with clip consensus",
+            config="methods.configs:ClipBertConfig")
 METHODS.add("supervised", "methods.supervised:Supervised",
             "reference row: the encoder trained with labels of the pre-training data (cross-entropy)",
             config="methods.configs:SupervisedConfig")
@@ -72,6 +75,9 @@ BACKBONES.add("vimpac", "harness.video_transformer:Vimpac",
               config="harness.backbone_configs:VimpacNetConfig")
 BACKBONES.add("vatt", "harness.vit:VattVideo", "VATT's video transformer: 3-D tubelets, factorised positions, [AGG]",
               config="harness.backbone_configs:VattNetConfig")
+BACKBONES.add("clipbert", "harness.clipbert:ClipBertEncoder",
+              "ClipBERT's encoder: ResNet frame grids mean-pooled per clip, read with the caption by one BERT",
+              config="harness.backbone_configs:ClipBertNetConfig")
 BACKBONES.add("slow_r50", "harness.backbones:SlowR50", "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)",
               config="harness.backbone_configs:SlowR50Config")
 

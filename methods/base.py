@@ -34,7 +34,8 @@ class SampleSpec:
     `augment = False` gives centre crops without flips or colour changes (VIMPAC pre-trains on them);
     `max_distance` >= 0 keeps the clips of a video within that many frames of the first one.
     `streams` adds, per clip, "audio" (the samples under it at `audio_rate` Hz) and "text" (the
-    `captions` narrations nearest it, tokenised by `tokenizer`); see `PretrainClips`.
+    `captions` narrations nearest it, or the video's `whole_caption`, tokenised by `tokenizer`); see
+    `PretrainClips`.
     """
 
     clips: int
@@ -46,6 +47,7 @@ class SampleSpec:
     captions: int = 1
     audio_rate: int = 0
     tokenizer: Any = None
+    whole_caption: bool = False
 
     @property
     def views(self) -> int:

@@ -285,3 +285,35 @@ class VattConfig:
             raise ConfigError(f"{where}.dropout: need 0 <= value < 1, got {self.dropout}")
         if self.text_model and not Path(self.text_model).expanduser().is_dir():
             raise ConfigError(f"{where}.text_model: {self.text_model} is not a folder (a saved T5 encoder)")
+
+
+@dataclass
+class ClipBertConfig:
+    """ClipBERT (Lei et al. 2021): `clips` sparse short clips per video, each read with the video's caption
+    by the single-stream transformer; pre-training by masked language modelling (`mlm_prob` of the
+    caption's tokens: 80% [MASK], 10% a random word, 10% kept) and image-text matching (with probability
+    `itm_negative` the caption is another video's), the clips' match scores combined by `consensus`
+    (mean, max or LogSumExp of the logits, before the loss). The paper pre-trains on image-text pairs
+    (COCO, Visual Genome); here the pairs are the pre-training videos and their captions
+    (`whole_caption`: the video's full caption, as ClipBERT's retrieval pairs a caption with a whole
+    video; otherwise the sentence nearest the first clip)."""
+
+    clips: int = 2
+    consensus: Literal["mean", "max", "lse"] = "lse"
+    mlm_prob: float = 0.15
+    itm_negative: float = 0.5
+    mlm_weight: float = 1.0
+    itm_weight: float = 1.0
+    whole_caption: bool = True
+    text: TextConfig = field(default_factory=lambda: TextConfig(kind="wordpiece", vocab_size=30522, max_len=30))
+
+    def validate(self) -> None:
+        where = "methods.clipbert"
+        self.text.validate(f"{where}.text")
+        fields_at_least(where, self, ("clips",), 1)
+        fields_at_least(where, self, ("mlm_weight", "itm_weight"), 0)
+        for name in ("mlm_prob", "itm_negative"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: need 0 < value < 1, got {getattr(self, name)}")
+        if self.mlm_weight + self.itm_weight == 0:
+            raise ConfigError(f"{where}: mlm_weight and itm_weight are both 0: nothing to learn")

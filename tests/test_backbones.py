@@ -9,7 +9,7 @@ from harness.backbones import build_encoder
 from harness.config import load_config
 
 SHAPES = {"small3d": (8, 32), "r3d_18": (4, 32), "r2plus1d_18": (4, 32), "slow_r50": (4, 64), "vimpac": (5, 32),
-          "vatt": (8, 16)}
+          "vatt": (8, 16), "clipbert": (2, 32)}
 
 
 @pytest.mark.parametrize("name", catalog.BACKBONES.names())

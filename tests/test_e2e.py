@@ -313,9 +313,29 @@ def test_vatt_runs_the_ci_profile_under_every_protocol_of_its_towers(tmp_path, c
     assert main(argv[:at] + ["retrieval-text"] + argv[at + 1:]) == 0
     ret = _record(results)["results"][0]
     assert ret["task"] == "digits-captions" and {"t2v_R@1", "t2v_MedR", "v2t_R@10"} <= set(ret["metrics"])
-    assert ret["extra"]["chance"]["R@1"] == pytest.approx(100 / 60)
+    assert ret["extra"]["chance"]["R@1"] == pytest.approx(100 / 30)  # the ci profile scores 30 clips
     assert main(argv[:at] + ["linear-cached", "--set", "protocol.input=audio"] + argv[at + 1:]) == 0
     audio = _record(results)
     assert audio["protocol_card"]["input"].startswith("audio")
     assert audio["results"][0]["metrics"]["top1"] > 50  # the track's pitch names the digit
     assert main(argv[:at] + ["zeroshot"] + argv[at + 1:] + ["--method", "rho_byol"]) != 0
+
+
+def test_clipbert_runs_the_ci_profile_as_a_cross_encoder(tmp_path, cache_dir, ci_manifest):
+    """`bench run --method clipbert --profile ci`: pre-training logs MLM and ITM; the video encoder under
+    the linear probe; the cross-encoder under `zeroshot` and `retrieval-text`, one forward per pair."""
+    from harness.cli import main
+
+    cache, results = _cache_with_data(tmp_path / "c", cache_dir), tmp_path / "results"
+    argv = _cmd(cache, results, method="clipbert")[3:]
+    at = argv.index("linear")
+    assert main(argv[:at] + ["linear-cached"] + argv[at + 1:]) == 0
+    rec = _record(results)
+    assert rec["backbone"] == "clipbert" and rec["text_tokenizer"]["vocab"] <= 256
+    assert {"itm_loss", "mlm_loss", "itm_acc", "mlm_acc"} <= set(rec["pretrain"]["term_curves"])
+    assert main(argv[:at] + ["retrieval-text"] + argv[at + 1:]) == 0
+    ret = _record(results)["results"][0]
+    assert ret["extra"]["scorer"] == "cross" and ret["counts"]["test_videos"] == 30
+    assert ret["metrics"]["t2v_R@1"] == ret["metrics"]["t2v_R@1_1view"]  # one view: scored once, both numbers
+    assert main(argv[:at] + ["zeroshot", "--set", "protocol.tasks=['digits-motion']"] + argv[at + 1:]) == 0
+    assert _record(results)["results"][0]["task"] == "digits-motion"

@@ -16,7 +16,7 @@ def fake(profile, method, protocol, cache, results):
 def test_the_matrix_is_every_pretraining_method_and_the_untrained_row():
     cells = matrix("ci")
     assert ("random_init", "linear-cached") in cells and ("rho_byol", "linear-cached") in cells
-    assert all(m != "pretrained" for m, _ in cells) and len(cells) == 8
+    assert all(m != "pretrained" for m, _ in cells) and len(cells) == 9
 
 
 def test_regress_passes_within_tolerance_and_fails_beyond_it(tmp_path):
@@ -24,7 +24,7 @@ def test_regress_passes_within_tolerance_and_fails_beyond_it(tmp_path):
     rows, report = regress("ci", update=True, baseline_path=path, runner=fake)
     assert "changed: random_init/linear-cached" in report and json.loads(path.read_text())["cells"]
     rows, report = regress("ci", baseline_path=path, runner=fake)
-    assert all(r.ok for r in rows) and "all 16 metrics within their tolerance" in report
+    assert all(r.ok for r in rows) and "all 18 metrics within their tolerance" in report
     stored = json.loads(path.read_text())
     stored["cells"]["rho_byol/linear-cached"]["digits-appearance/top1"] = 30.0 + 4.9  # inside the 5-point tolerance
     path.write_text(json.dumps(stored))
@@ -35,7 +35,7 @@ def test_regress_passes_within_tolerance_and_fails_beyond_it(tmp_path):
     bad = [r for r in rows if not r.ok]
     assert [(r.cell, r.metric) for r in bad] == [("rho_byol/linear-cached", "digits-appearance/top1")]
     assert "| rho_byol/linear-cached | digits-appearance/top1 | 35.1 | 30.0 | -5.1 | NO (tolerance 5) |" in report
-    assert "1 of 16 metrics outside their tolerance" in report
+    assert "1 of 18 metrics outside their tolerance" in report
     rows, report = regress("ci", update=True, baseline_path=path, runner=fake)
     assert report.endswith("changed: rho_byol/linear-cached")
 

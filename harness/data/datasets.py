@@ -160,16 +160,19 @@ class PretrainClips(Dataset):
     `streams` beyond "video" add, per clip, the audio under it (`audio` (B, V, S) at `audio_rate` Hz,
     `audio_valid` (B,) False for a video without a track) and the `captions` narrations nearest it,
     tokenised by `tokenizer` (`text_ids`, `text_mask` (B, V, K, L); `text_valid` (B, V, K) False for a
-    slot the video has no caption for). All come from the same clip starts as the frames.
+    slot the video has no caption for; with `whole_caption`, every clip's is the video's whole caption). All
+    come from the same clip starts as the frames.
     """
 
     def __init__(self, videos: VideoSet, clip: ClipConfig, aug: AugmentConfig, rho: int, seed: int,
                  views: int | None = None, labels: list[int] | dict[str, list[int]] | None = None,
                  on_device: bool = False, augment: bool = True, max_distance: int = -1,
-                 streams: tuple[str, ...] = ("video",), captions: int = 1, audio_rate: int = 0, tokenizer=None):
+                 streams: tuple[str, ...] = ("video",), captions: int = 1, audio_rate: int = 0, tokenizer=None,
+                 whole_caption: bool = False):
         self.videos, self.clip, self.rho, self.seed, self.labels = videos, clip, rho, seed, labels
         self.max_distance = max_distance
         self.streams, self.captions, self.audio_rate, self.tokenizer = streams, captions, audio_rate, tokenizer
+        self.whole_caption = whole_caption
         unknown = set(streams) - set(_STREAMS)
         if unknown:
             raise ValueError(f"unknown streams {sorted(unknown)}; known: {_STREAMS}")
@@ -237,7 +240,7 @@ class PretrainClips(Dataset):
                 streams.audio_cut(wave, self.audio_rate, a, self.audio_samples) if wave is not None
                 else np.zeros(self.audio_samples, np.float32)) for a, _ in spans])
         if "text" in self.streams:
-            told = streams.narrations(self.videos.entries[i], rate)
+            told = (streams.whole_caption if self.whole_caption else streams.narrations)(self.videos.entries[i], rate)
             out["captions"] = [streams.nearest_narrations(told, a, b, self.captions) for a, b in spans]
         return out
 

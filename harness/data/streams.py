@@ -39,6 +39,13 @@ def narrations(entry: dict, rate: float) -> list[Narration]:
     return [Narration(0.0, duration, text)]
 
 
+def whole_caption(entry: dict, rate: float) -> list[Narration]:
+    """The video's captions joined into one that covers the whole video (ClipBERT pairs a caption with a
+    whole video); [] when it has none."""
+    text = entry.get("caption") or " ".join(n.text for n in narrations(entry, rate))
+    return [Narration(0.0, int(entry["frames"]) / rate, text)] if text else []
+
+
 def nearest_narrations(items: list[Narration], start: float, end: float, count: int) -> list[str | None]:
     """The `count` captions nearest the clip [start, end) in time, nearest first (the one the clip's middle
     falls in leads; VATT's MIL-NCE positives: the clip's narration and its neighbours). Fewer captions
