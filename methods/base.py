@@ -19,9 +19,10 @@ import torch.nn as nn
 from harness.backbones import Encoder
 from harness.config import method_pretrains
 from harness.engine import StepInfo
+from harness.errors import ConfigError
 from methods.heads import mlp
 
-__all__ = ["Method", "ProjectedMethod", "SampleSpec", "StepInfo", "views_first"]
+__all__ = ["Method", "ProjectedMethod", "SampleSpec", "StepInfo", "require_backbone", "views_first"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,13 @@ class ProjectedMethod(Method):
     def embed(self, x: torch.Tensor, views: int) -> list[torch.Tensor]:
         """Projected embeddings of clips batched by `views_first`: one (B, D) tensor per clip index."""
         return list(self.projector(self.encoder(x)).chunk(views))
+
+
+def require_backbone(encoder: Encoder, cls: type, method: str, backbone: str, what: str) -> None:
+    """A method built for one backbone refuses another with the setting that selects it."""
+    if not isinstance(encoder, cls):
+        raise ConfigError(f"method {method} needs the {backbone!r} backbone ({what}), got {type(encoder).__name__}; "
+                          f"select it with --set backbone.name={backbone}")
 
 
 def views_first(clips: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from harness.clipbert import ClipBertEncoder
 from harness.errors import ConfigError
-from methods.base import Method, SampleSpec
+from methods.base import Method, SampleSpec, require_backbone
 from methods.configs import ClipBertConfig
 from methods.vatt import build_tokenizer
 
@@ -81,9 +81,7 @@ class ClipBert(Method):
 
     def __init__(self, encoder, cfg: ClipBertConfig):
         super().__init__(encoder, cfg)
-        if not isinstance(encoder, ClipBertEncoder):
-            raise ConfigError(f"method clipbert needs the 'clipbert' backbone (CNN + BERT), got "
-                              f"{type(encoder).__name__}; select it with --set backbone.name=clipbert")
+        require_backbone(encoder, ClipBertEncoder, "clipbert", "clipbert", "CNN + BERT")
         dim = encoder.feature_dim
         self.mlm = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim, eps=1e-12))
         self.mlm_bias = nn.Parameter(torch.zeros(encoder.bert.config.vocab_size))

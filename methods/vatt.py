@@ -17,7 +17,7 @@ import torch.nn as nn
 from harness.errors import ConfigError
 from harness.text import T5Tower, TextEncoder
 from harness.vit import SIZES, VattVideo, WaveformTower, WordTower
-from methods.base import Method, SampleSpec
+from methods.base import Method, SampleSpec, require_backbone
 from methods.configs import VattConfig
 from methods.losses import mil_nce_loss
 
@@ -99,9 +99,7 @@ class Vatt(Method):
 
     def __init__(self, encoder, cfg: VattConfig):
         super().__init__(encoder, cfg)
-        if not isinstance(encoder, VattVideo):
-            raise ConfigError(f"method vatt needs the 'vatt' backbone (its video transformer), got "
-                              f"{type(encoder).__name__}; select it with --set backbone.name=vatt")
+        require_backbone(encoder, VattVideo, "vatt", "vatt", "its video transformer")
         clip = encoder.clip_spec
         if not clip.fps:
             raise ConfigError("method vatt cuts audio by time: set backbone.clip.fps (the rate clips are read at)")

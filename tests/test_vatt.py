@@ -147,6 +147,9 @@ def test_nearest_narrations_put_the_clip_s_own_first_and_mask_what_is_missing():
     assert streams.nearest_narrations(told, 2.5, 4.5, 2) == ["b", "c"]  # middle 3.5 is in b; c is nearer than a
     assert streams.nearest_narrations(told[:1], 0, 1, 3) == ["a", None, None]
     assert streams.narrations({"caption": "one sentence.", "frames": 24}, 8.0) == [streams.Narration(0, 3, "one sentence.")]
+    told = {"frames": 32, "narrations": [[0, 1, "first."], [1, 4, "second."]]}
+    assert streams.whole_caption(told, 8.0) == [streams.Narration(0, 4, "first. second.")]  # ClipBERT's pairing
+    assert streams.whole_caption({"frames": 8}, 8.0) == []
 
 
 def test_text_tokenizer_is_trained_once_and_pads_every_caption(tmp_path):
