@@ -51,20 +51,47 @@ def _peak_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB, the process so far
 
 
-def _method(cfg: Config):
+def _method(cfg: Config, prepare: bool = False):
+    """The method to time; with `prepare`, its stages run as in a run (a tokenizer trained on the captions),
+    otherwise a method that reads captions gets a tokenizer of a few words (timing needs only the shapes)."""
+    from harness.runner import prepare_stages
+
     encoder = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
     method = catalog.METHODS.get(cfg.method)(encoder, cfg.method_cfg)
+    if prepare:
+        prepare_stages(method, cfg, progress=False)
+    elif getattr(method, "tokenizer", False) is None:
+        import tempfile
+
+        from harness.text import tokenizer_for
+
+        with tempfile.TemporaryDirectory() as tmp:
+            method.tokenizer, _ = tokenizer_for(cfg.method_cfg.text, ["a red digit moves up then shrinks."], {}, Path(tmp),
+                                                log=lambda m: None)
     if method.sample_spec().label is not None:
         method.setup_labels(tuple(str(k) for k in range(10)))
     return method
 
 
-def _synthetic(cfg: Config, views: int, batch: int, device: torch.device, label: bool) -> dict:
-    c = cfg.backbone.clip
-    out = {"clips": torch.randn(batch, views, 3, c.frames, c.crop_size, c.crop_size, device=device)}
-    if label:
-        out["label"] = torch.randint(0, 10, (batch,), device=device)
-    return out
+def synthetic_batch(method, batch: int, device: torch.device, seed: int | None = None) -> dict:
+    """A batch of random clips (and labels, audio and captions when the method's sample spec asks for them)
+    in the shapes the data path gives: for timing a step and for the methods' contract tests."""
+    spec, c = method.sample_spec(), method.encoder.clip_spec
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    out = {"clips": torch.randn(batch, spec.views, 3, c.frames, c.crop_size, c.crop_size, generator=g)}
+    if spec.label is not None:
+        out["label"] = torch.arange(batch) % 5
+    if "audio" in spec.streams:
+        samples = round(((c.frames - 1) * c.stride + 1) / c.fps * spec.audio_rate)
+        out["audio"] = torch.randn(batch, spec.views, samples, generator=g) * 0.1
+        out["audio_valid"] = torch.ones(batch, dtype=torch.bool)
+    if "text" in spec.streams:
+        n = batch * spec.views * spec.captions
+        ids, mask = spec.tokenizer.encode(["a red 3 moves up.", "a blue 5 shrinks."] * n)
+        shape = (batch, spec.views, spec.captions, -1)
+        out.update(text_ids=ids[:n].view(shape), text_mask=mask[:n].view(shape),
+                   text_valid=torch.ones(shape[:3], dtype=torch.bool))
+    return {k: v.to(device) for k, v in out.items()}
 
 
 def _time_steps(cfg: Config, method, make_batch, steps: int, warmup: int, device: torch.device, bf16: bool,
@@ -106,7 +133,7 @@ def measure(cfg: Config, modes: list[str], workers: list[int], steps: int, warmu
     res = PerfResult()
     probe = _method(cfg)
     spec = probe.sample_spec()
-    views, label = spec.views, spec.label is not None
+    views = spec.views
     for mode in modes:
         bf16, cl, comp = MODES[mode]
         seed_everything(0)
@@ -115,7 +142,7 @@ def measure(cfg: Config, modes: list[str], workers: list[int], steps: int, warmu
             torch.cuda.reset_peak_memory_stats()
         log(f"compute only, {mode}: {warmup} + {steps} steps of {batch} x {views} clips on {device.type}")
         try:
-            secs, clips = _time_steps(cfg, method, lambda: _synthetic(cfg, views, batch, device, label), steps,
+            secs, clips = _time_steps(cfg, method, lambda: synthetic_batch(probe, batch, device), steps,
                                       warmup, device, bf16, cl, comp)
             res.compute[mode] = {"clips_per_s": clips / secs, "peak_gb": _peak_gb(device)}
         except Exception as e:  # a mode this machine cannot run (no compiler for torch.compile): say so, go on
@@ -135,7 +162,7 @@ def _loader_and_full(cfg: Config, res: PerfResult, workers: list[int], steps: in
 
     ds = catalog.DATASETS.get(cfg.pretrain.dataset)
     root, entries = ds.split(cfg.dataset_cfg, cfg.cache_root(), "pretrain", progress=False)
-    method = _method(cfg)
+    method = _method(cfg, prepare=True)
     spec = method.sample_spec()
     labels = pretrain_labels(ds, cfg, entries, spec.label)[1] if spec.label else None
     depth = 4 * max(workers)  # batches the workers prefetch: drained before timing, so the rate is steady state
@@ -145,8 +172,7 @@ def _loader_and_full(cfg: Config, res: PerfResult, workers: list[int], steps: in
 
     def loader(k: int) -> DataLoader:
         videos = VideoSet(root, entries, False, fps=cfg.backbone.clip.fps)  # decoded from disk: no frame cache
-        data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, 0, spec.views, labels,
-                             on_device=cfg.data.augment_on == "device")
+        data = PretrainClips.for_spec(videos, cfg, spec, 0, labels)
         finish[0] = data.finish
         if len(videos) < batch:
             raise ConfigError(f"--batch {batch}: the pre-training data has only {len(videos)} videos")

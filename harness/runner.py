@@ -134,10 +134,7 @@ def pretrain(cfg: Config, plan: Plan, method, resume: bool, retrain: bool, progr
         method.setup_labels(classes)
         log(f"{cfg.method} trains on the label {spec.label!r} of the {cfg.pretrain.dataset} pre-training videos "
             f"({len(classes)} classes)")
-    data = PretrainClips(videos, cfg.backbone.clip, cfg.augment, spec.clips, cfg.run.seed, spec.views, labels,
-                         on_device=cfg.data.augment_on == "device", augment=spec.augment,
-                         max_distance=spec.max_distance, streams=spec.streams, captions=spec.captions,
-                         audio_rate=spec.audio_rate, tokenizer=spec.tokenizer, whole_caption=spec.whole_caption)
+    data = PretrainClips.for_spec(videos, cfg, spec, cfg.run.seed, labels)
     steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed)
     bad = BadVideos(len(videos), cfg.data.max_bad_fraction)
 

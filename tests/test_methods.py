@@ -31,24 +31,11 @@ def _method(name: str, *overrides: str):
 
 def _batch(method, b: int = 4, seed: int = 0) -> dict:
     """A batch as the data path gives it for the method's sample spec (random clips, audio and captions)."""
-    spec = method.sample_spec()
-    g = torch.Generator().manual_seed(seed)
-    c = method.encoder.clip_spec
-    batch = {"clips": torch.randn(b, spec.views, 3, c.frames, c.crop_size, c.crop_size, generator=g)}
-    if spec.label is not None:
+    from harness.perf import synthetic_batch
+
+    if method.sample_spec().label is not None:
         method.setup_labels(tuple("abcde"))
-        batch["label"] = torch.arange(b) % 5
-    if "audio" in spec.streams:
-        samples = round(((c.frames - 1) * c.stride + 1) / c.fps * spec.audio_rate)
-        batch["audio"] = torch.randn(b, spec.views, samples, generator=g) * 0.1
-        batch["audio_valid"] = torch.ones(b, dtype=torch.bool)
-    if "text" in spec.streams:
-        ids, mask = spec.tokenizer.encode(["a red 3 moves up.", "a blue 5 shrinks."] * (b * spec.views * spec.captions))
-        shape = (b, spec.views, spec.captions, -1)
-        n = b * spec.views * spec.captions
-        batch.update(text_ids=ids[:n].view(shape), text_mask=mask[:n].view(shape),
-                     text_valid=torch.ones(shape[:3], dtype=torch.bool))
-    return batch
+    return synthetic_batch(method, b, torch.device("cpu"), seed)
 
 
 def _train_step(method, batch: dict, info: StepInfo, lr: float = 0.1) -> dict:

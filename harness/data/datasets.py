@@ -228,6 +228,15 @@ class PretrainClips(Dataset):
             item["label"] = self.labels[i]
         return item
 
+    @classmethod
+    def for_spec(cls, videos: VideoSet, cfg, spec, seed: int, labels=None) -> PretrainClips:
+        """The samples a method's `SampleSpec` asks for, under a run's config (what pre-training and
+        `bench perf` read)."""
+        return cls(videos, cfg.backbone.clip, cfg.augment, spec.clips, seed, spec.views, labels,
+                   on_device=cfg.data.augment_on == "device", augment=spec.augment, max_distance=spec.max_distance,
+                   streams=spec.streams, captions=spec.captions, audio_rate=spec.audio_rate, tokenizer=spec.tokenizer,
+                   whole_caption=spec.whole_caption)
+
     def extra_streams(self, i: int, starts: list[int]) -> dict:
         """The audio and captions of video i under the clips starting at `starts`."""
         rate = self.videos.rate(i)
