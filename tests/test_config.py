@@ -129,7 +129,7 @@ def test_config_errors_say_what_and_allowed(override, message):
 
 
 def test_unknown_method_and_profile_list_known_names():
-    with pytest.raises(ConfigError, match="unknown name 'byol'.*known|allowed: pretrained, random_init, rho_byol"):
+    with pytest.raises(ConfigError, match="unknown name 'byol'.*known|allowed: clipbert, pretrained, random_init, rho_byol"):
         load_config("ci", method="byol")
     with pytest.raises(ConfigError, match="unknown profile 'fast'; known: ci, embedded, paper"):
         load_config("fast")
@@ -146,7 +146,7 @@ def test_cli_config_error_exits_2_and_writes_nothing(tmp_path):
     assert not runs.exists() and not any(tmp_path.iterdir())
     p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--method", "simclr", "--protocol", "linear"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert p.returncode == 2 and "allowed: pretrained, random_init, rho_byol" in p.stderr
+    assert p.returncode == 2 and "allowed: clipbert, pretrained, random_init, rho_byol" in p.stderr
 
 
 def test_cli_list_and_show():
