@@ -57,6 +57,8 @@ class ClipBertEncoder(Encoder):
         self.grid = tuple(grid)
         self.rows = nn.Embedding(max(64, grid[0]), dim)
         self.cols = nn.Embedding(max(64, grid[1]), dim)
+        for table in (self.rows, self.cols):  # BERT's initialisation, as ClipBERT's own embeddings get
+            nn.init.normal_(table.weight, std=self.bert.config.initializer_range)
         self.feature_dim = dim
         self.register_buffer("special", torch.tensor([2, 3]))  # the tokenizer's [CLS], [SEP] (set by the method)
 

@@ -29,7 +29,8 @@ VERSIONS_PATH = Path(__file__).resolve().parent / "code_versions.json"
 
 _DATA_PATH = ("harness/data/datasets.py", "harness/data/transforms.py", "harness/data/sampling.py",
               "harness/data/video.py", "harness/data/formats.py", "harness/data/real.py", "harness/backbones.py",
-              "harness/video_transformer.py", "harness/vq.py")
+              "harness/video_transformer.py", "harness/vq.py", "harness/vit.py", "harness/clipbert.py",
+              "harness/text.py")
 SHARED = {
     # what every pre-training runs through
     "training": (*_DATA_PATH, "harness/engine.py", "harness/distributed.py", "methods/base.py", "methods/heads.py",
