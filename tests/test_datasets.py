@@ -256,6 +256,14 @@ def test_a_truncated_file_is_unreadable_not_padded(faulty_ucf, cached):
     assert videos.frames(1, np.arange(40, 48)).shape == (8, 240, 320, 3)
 
 
+def test_a_file_without_a_video_stream_is_named_as_such_when_decoded(faulty_ucf):
+    from harness.data.video import decode_frames
+    from harness.errors import VideoDecodeError
+
+    with pytest.raises(VideoDecodeError, match="v_HandStandPushups_g04_c01.avi: no video stream"):
+        decode_frames(faulty_ucf / "UCF-101/HandstandPushups/v_HandStandPushups_g04_c01.avi", [0, 1])
+
+
 def test_resize_keeps_the_layout_and_annotations_and_resumes(minis, tmp_path):
     """`bench data resize`: every video at the new short side with keyframes every `gop` frames, the same
     frame count and container; annotation files copied byte for byte; a second run has nothing to do."""

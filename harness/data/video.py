@@ -29,15 +29,21 @@ class VideoInfo:
     has_audio: bool
 
 
+def video_stream(container, path: str | Path):
+    """The container's first video stream; a file without one (an audio file under a video's name) is
+    unreadable, said in those words."""
+    if not container.streams.video:
+        raise VideoDecodeError(f"{path}: no video stream")
+    return container.streams.video[0]
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Frame count, rate, size and whether an audio stream exists (from the container header)."""
     import av
 
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise VideoDecodeError(f"{path}: no video stream")
-            s = c.streams.video[0]
+            s = video_stream(c, path)
             fps = float(s.average_rate or s.guessed_rate or 0)
             n = s.frames
             if not n and s.duration and s.time_base and fps:
@@ -114,7 +120,7 @@ def decode_frames(path: str | Path, indices: Sequence[int] | None = None, seek_g
 
     try:
         with av.open(str(path)) as c:
-            stream = c.streams.video[0]
+            stream = video_stream(c, path)
             stream.thread_count = 1  # loaders run in parallel workers; codec threads would oversubscribe
             if indices is None:
                 frames = list(c.decode(stream))
