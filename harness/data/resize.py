@@ -36,8 +36,10 @@ def resize_video(src: str, dst: str, short_side: int, gop: int) -> str:
     import av
     import numpy as np
 
+    from harness.data.video import video_stream
+
     with av.open(src) as c:
-        s = c.streams.video[0]
+        s = video_stream(c, src)
         s.thread_count = 1
         fps = Fraction(s.average_rate or s.guessed_rate or 25)
         w, h = scaled_size(s.codec_context.width, s.codec_context.height, short_side)

@@ -31,8 +31,10 @@ def _last_frame_index(path: str, frames: int) -> int:
     """Index of the last frame that decodes: seek near the end the header promises, decode to the end."""
     import av
 
+    from harness.data.video import video_stream
+
     with av.open(path) as c:
-        s = c.streams.video[0]
+        s = video_stream(c, path)
         s.thread_count = 1
         fps = float(s.average_rate or s.guessed_rate or 1)
         start = s.start_time or 0
