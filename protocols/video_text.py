@@ -11,6 +11,7 @@ probability, one forward per (caption, view) pair on visual tokens computed once
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -89,11 +90,18 @@ class VideoTextProtocol(TaskProtocol):
             yield g, feats, [videos.entries[i] for i in feats.index.tolist()], bad, time.perf_counter() - t0
 
     @staticmethod
-    def view_sets(feats, lay) -> dict[str, torch.Tensor]:
-        """The views each number reads: all grid views (""), the centre view alone ("_1view"; the same
-        tensor when the grid is that one view, so a caller can score it once)."""
+    def scored_views(feats, lay, score) -> dict[str, torch.Tensor]:
+        """`score` of the views each number reads: all grid views (""), the centre view alone ("_1view").
+        When the grid is that one view, it is scored once and serves both."""
         grid = feats.feats[:, :lay.grid]
-        return {"": grid, "_1view": grid if lay.grid == 1 and lay.centre == 0 else feats.feats[:, lay.centre][:, None]}
+        whole = score(grid)
+        return {"": whole, "_1view": whole if lay.grid == 1 and lay.centre == 0 else score(feats.feats[:, lay.centre][:, None])}
+
+    @staticmethod
+    def counts(g, lay, test_videos: int) -> dict[str, int]:
+        """The record's counts: nothing trained, the test videos and their views."""
+        return {"train_videos": 0, "test_videos": test_videos, "views": lay.grid,
+                "temporal_views": g.cfg.temporal_views, "spatial_views": g.cfg.spatial_views}
 
 
 class Zeroshot(VideoTextProtocol):
@@ -111,20 +119,17 @@ class Zeroshot(VideoTextProtocol):
                 t1 = time.perf_counter()
                 prompts = t.class_prompts()
                 y = feats.labels[t.label]
-                metrics, ci, done = {}, {}, {}
-                for suffix, views in self.view_sets(feats, lay).items():
-                    if id(views) not in done:
-                        done[id(views)] = self.class_scores(scorer, views, prompts, ctx.device)  # (N, classes)
-                    s = done[id(views)]
+                metrics, ci = {}, {}
+                scored = self.scored_views(feats, lay, partial(self.class_scores, scorer, prompts=prompts, device=ctx.device))
+                for suffix, s in scored.items():  # s: (N, classes)
                     metrics[f"top1{suffix}"], metrics[f"top5{suffix}"] = topk(s, y, 1), topk(s, y, 5)
                     ci[f"top1{suffix}"] = bootstrap_ci(s.argmax(1) == y)
                 results.append(TaskResult(
                     task=t.name, metrics=metrics,
                     costs={"feature_seconds": seconds, "fit_seconds": time.perf_counter() - t1,
                            "test_clips_per_s": feats.clips_per_s},
-                    counts={"train_videos": 0, "test_videos": len(y), "views": lay.grid,
-                            "temporal_views": g.cfg.temporal_views, "spatial_views": g.cfg.spatial_views},
-                    bad_videos=dict(bad.failed), ci95=ci, extra={"prompts": [list(p) for p in prompts]}))
+                    counts=self.counts(g, lay, len(y)), bad_videos=dict(bad.failed), ci95=ci,
+                    extra={"prompts": [list(p) for p in prompts]}))
         return results
 
     @staticmethod
@@ -175,11 +180,9 @@ class RetrievalText(VideoTextProtocol):
             if not any(captions):
                 raise ConfigError(f"retrieval-text: the test videos of {g.tasks[0].dataset!r} have no captions")
             t0 = time.perf_counter()
-            metrics, ci, done = {}, {}, {}
-            for suffix, views in self.view_sets(feats, lay).items():
-                if id(views) not in done:
-                    done[id(views)] = pair_scores(scorer, views, captions, ctx.device)  # captions x videos
-                sim = done[id(views)]
+            metrics, ci = {}, {}
+            scored = self.scored_views(feats, lay, partial(pair_scores, scorer, texts=captions, device=ctx.device))
+            for suffix, sim in scored.items():  # sim: captions x videos
                 for prefix, s in (("t2v", sim), ("v2t", sim.T)):
                     m, c = recall_metrics(s, g.cfg.recall_at, prefix, suffix)
                     metrics.update(m)
@@ -189,9 +192,7 @@ class RetrievalText(VideoTextProtocol):
                 task=g.tasks[0].name, metrics=metrics,
                 costs={"feature_seconds": seconds, "fit_seconds": time.perf_counter() - t0,
                        "test_clips_per_s": feats.clips_per_s},
-                counts={"train_videos": 0, "test_videos": n, "views": lay.grid,
-                        "temporal_views": g.cfg.temporal_views, "spatial_views": g.cfg.spatial_views},
-                bad_videos=dict(bad.failed), ci95=ci,
+                counts=self.counts(g, lay, n), bad_videos=dict(bad.failed), ci95=ci,
                 extra={"chance": {f"R@{k}": 100.0 * min(k, n) / n for k in g.cfg.recall_at} | {"MedR": (n + 1) / 2},
                        "repeated_captions": n - len(set(captions)), "scorer": scorer.kind}))
         return results
