@@ -66,8 +66,8 @@ class _Projected:
     """Fields every ρ method has: clips per video and the projection MLP (SlowFast's MLPHead)."""
 
     rho: int = 2
-    proj_layers: int = 3
-    proj_hidden: int = 2048
+    proj_layers: int = 2  # the paper: 3 layers of 2048
+    proj_hidden: int = 512
     proj_dim: int = 128
     proj_bn: bool = True
 
@@ -84,12 +84,12 @@ class RhoByolConfig:
     its predictor LR fixed for the same reason), which matters on schedules of a few thousand steps.
     """
 
-    rho: int = 2
-    proj_hidden: int = 4096
-    proj_dim: int = 256
-    pred_hidden: int = 4096
-    momentum: float = 0.996
-    pred_lr_scale: float = 1.0
+    rho: int = 4  # the paper's best (K400 linear 68.9 vs 65.8 at rho = 2)
+    proj_hidden: int = 512  # the paper: 4096, 256, 4096 and 0.996
+    proj_dim: int = 128
+    pred_hidden: int = 512
+    momentum: float = 0.99
+    pred_lr_scale: float = 10.0  # a faster predictor: ρBYOL barely learnt within the demo's budget without it
 
     def validate(self) -> None:
         fields_at_least("methods.rho_byol", self, ("rho", "proj_hidden", "proj_dim", "pred_hidden"), 1)
@@ -124,8 +124,8 @@ class RhoMocoConfig(_Projected):
 
     proj_bn: bool = False
     temperature: float = 0.1
-    momentum: float = 0.994
-    queue_size: int = 65536
+    momentum: float = 0.99  # the paper: 0.994 and 65,536 keys
+    queue_size: int = 4096  # 32 steps of 32 videos x 2 clips: about one epoch of the 1,024 embedded videos
     queue_warmup: bool = False
     shuffle_bn: bool = True
 
@@ -146,9 +146,9 @@ class RhoSwavConfig(_Projected):
     `queue_start_epoch` on (off in the paper's runs).
     """
 
-    prototypes: int = 1000
-    temperature: float = 0.1
-    epsilon: float = 0.05
+    prototypes: int = 256  # more prototypes than embedding dimensions (docs/tuning.md: with 50 it collapsed)
+    temperature: float = 0.2
+    epsilon: float = 0.02  # sharper codes: at the paper's 0.05 training collapsed to uniform codes (loss = ln K)
     sinkhorn_iters: int = 3
     freeze_prototypes_epochs: int = 1
     assign_clips: int = 0
@@ -204,7 +204,7 @@ class VimpacConfig:
     temperature: float = 0.2
     max_distance: int = -1
     proj_layers: int = 2
-    proj_hidden: int = 2048
+    proj_hidden: int = 512  # the paper: 2048
     proj_dim: int = 256
 
     def validate(self) -> None:
@@ -257,12 +257,15 @@ class VattConfig:
     towers: Literal["specific", "shared"] = "specific"
     audio_size: Literal["tiny", "small", "base", "medium", "large"] = "tiny"
     audio_patch: int = 128
-    audio_rate: int = 48000
+    audio_rate: int = 8000  # the embedded track's (the paper: 48 kHz)
     audio_noise: float = 0.01
     text_size: Literal["tiny", "small", "base"] = "tiny"
     text_model: str = ""
-    text: TextConfig = field(default_factory=TextConfig)
-    captions: int = 5
+    # a word vocabulary trained on the captions (the paper: 2^16 words)
+    text: TextConfig = field(default_factory=lambda: TextConfig(kind="word", vocab_size=256, max_len=16))
+    # each pre-training segment has one sentence, and a 2-s clip spans about two segments: MIL-NCE's positives
+    # are the 2 nearest (the paper: 5)
+    captions: int = 2
     drop_token: float = 0.5
     va_dim: int = 512
     vt_dim: int = 256
@@ -305,7 +308,9 @@ class ClipBertConfig:
     mlm_weight: float = 1.0
     itm_weight: float = 1.0
     whole_caption: bool = True
-    text: TextConfig = field(default_factory=lambda: TextConfig(kind="wordpiece", vocab_size=30522, max_len=30))
+    # the video's whole caption, up to 48 word tokens of a vocabulary of the captions (the paper: BERT's 30,522
+    # word pieces, 30 tokens)
+    text: TextConfig = field(default_factory=lambda: TextConfig(kind="word", vocab_size=256, max_len=48))
 
     def validate(self) -> None:
         where = "methods.clipbert"

@@ -233,7 +233,7 @@ class RetrievalTextConfig(ViewsConfig):
     section: ClassVar[str] = "retrieval-text"
 
     recall_at: list[int]
-    max_videos: int = 0
+    max_videos: int  # 0: every test video
 
     def validate(self) -> None:
         super().validate()

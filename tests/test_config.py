@@ -183,3 +183,64 @@ def test_each_profile_names_its_default_protocol_and_the_paper_one_its_datasets(
 def test_task_overrides_are_checked_like_the_sections_they_override(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config("ci", [override], protocol="finetune")
+
+
+def _field_default(tp, name: str):
+    import dataclasses
+
+    f = {f.name: f for f in dataclasses.fields(tp)}[name]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def test_each_default_has_one_home():
+    """A setting's embedded value is its schema's default or a key of bench.toml's base sections, never both:
+    so a reader finds it in one place (docs/architecture.md)."""
+    import dataclasses
+
+    import tomllib
+
+    from harness import catalog
+    from harness.config import DEFAULTS_PATH, sections
+
+    raw = tomllib.loads(DEFAULTS_PATH.read_text())
+    twice = []
+    for kind in ("datasets", "backbones", "methods", "protocols"):
+        for name, body in raw.get(kind, {}).items():
+            tp = catalog.REGISTRIES[kind].config_class(name)
+            twice += [f"{kind}.{name}.{k}" for k in body if _field_default(tp, k) is not dataclasses.MISSING]
+    for key, tp in (("run", sections.RunConfig), ("data", sections.DataConfig), ("augment", sections.AugmentConfig),
+                    ("pretrain", sections.PretrainConfig)):
+        twice += [f"{key}.{k}" for k in raw.get(key, {}) if _field_default(tp, k) is not dataclasses.MISSING]
+    assert not twice, f"set both in bench.toml and as a schema default: {twice}"
+
+
+@pytest.mark.parametrize("profile", ["ci", "embedded"])
+def test_a_profile_holds_only_what_it_changes(profile):
+    """The CPU profiles restate nothing of the base. The paper profile is left out on purpose: it spells out
+    each setting of the papers' sections in full, as their sources state them, whatever the base holds."""
+    import tomllib
+
+    from harness.config import DEFAULTS_PATH
+
+    base = load_config("embedded").to_dict()
+    body = tomllib.loads(DEFAULTS_PATH.read_text())["profiles"][profile]
+
+    def leaves(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                yield from leaves(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    def value(path):
+        node = base
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    restated = [k for k, v in leaves(body) if value(k) == v]
+    assert not restated, f"[profiles.{profile}] restates the base: {restated}"
