@@ -64,22 +64,22 @@ PROTOCOLS.add("retrieval-text", "protocols.video_text:RetrievalText",
               "no training: test captions rank test videos and videos rank captions, R@1/5/10 and median rank",
               config="protocols.configs:RetrievalTextConfig")
 
-BACKBONES.add("small3d", "harness.backbones:Small3D", "light 3D CNN for CPU profiles (8w-d features)",
-              config="harness.backbone_configs:Small3DConfig")
-BACKBONES.add("r3d_18", "harness.backbones:R3D18", "torchvision 3D ResNet-18 (512-d)",
-              config="harness.backbone_configs:NoOptions")
-BACKBONES.add("r2plus1d_18", "harness.backbones:R2Plus1D18", "torchvision R(2+1)D-18 (512-d)",
-              config="harness.backbone_configs:NoOptions")
-BACKBONES.add("vimpac", "harness.video_transformer:Vimpac",
+BACKBONES.add("small3d", "harness.models.backbones:Small3D", "light 3D CNN for CPU profiles (8w-d features)",
+              config="harness.models.configs:Small3DConfig")
+BACKBONES.add("r3d_18", "harness.models.backbones:R3D18", "torchvision 3D ResNet-18 (512-d)",
+              config="harness.models.configs:NoOptions")
+BACKBONES.add("r2plus1d_18", "harness.models.backbones:R2Plus1D18", "torchvision R(2+1)D-18 (512-d)",
+              config="harness.models.configs:NoOptions")
+BACKBONES.add("vimpac", "harness.models.vimpac:Vimpac",
               "VIMPAC's transformer (T,H|W attention) on the codes of a frozen per-frame VQ tokenizer",
-              config="harness.backbone_configs:VimpacNetConfig")
-BACKBONES.add("vatt", "harness.vit:VattVideo", "VATT's video transformer: 3-D tubelets, factorised positions, [AGG]",
-              config="harness.backbone_configs:VattNetConfig")
-BACKBONES.add("clipbert", "harness.clipbert:ClipBertEncoder",
+              config="harness.models.configs:VimpacNetConfig")
+BACKBONES.add("vatt", "harness.models.vatt:VattVideo", "VATT's video transformer: 3-D tubelets, factorised positions, [AGG]",
+              config="harness.models.configs:VattNetConfig")
+BACKBONES.add("clipbert", "harness.models.clipbert:ClipBertEncoder",
               "ClipBERT's encoder: ResNet frame grids mean-pooled per clip, read with the caption by one BERT",
-              config="harness.backbone_configs:ClipBertNetConfig")
-BACKBONES.add("slow_r50", "harness.backbones:SlowR50", "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)",
-              config="harness.backbone_configs:SlowR50Config")
+              config="harness.models.configs:ClipBertNetConfig")
+BACKBONES.add("slow_r50", "harness.models.backbones:SlowR50", "pytorchvideo Slow-only R-50, the paper's 8x8 encoder (2048-d)",
+              config="harness.models.configs:SlowR50Config")
 
 DATASETS.add("moving-digits", "harness.data.moving_digits:MovingDigits",
              "embedded: handwritten digits moving over textures (H.264 + AAC + captions)",

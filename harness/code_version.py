@@ -10,6 +10,11 @@ tree without docstrings and comments); `tests/test_code_version.py` fails when a
 and the author then decides: bump the version if results change, and record the new digest either
 way with `python -m harness.code_version --update`.
 
+The digest is over the files' contents, not their paths, but the import lines are part of the tree: moving
+a file (or a function between files of one component) changes the digest of every file that imports it.
+A move changes no number, so it is recorded with `--update` and no version bump; the keys of cached
+encoders, features and fits use the versions alone, so everything cached before a move is reused after it.
+
 Modules that are not listed (a plugin's method) are versioned by their digest alone, so any
 change to them invalidates their checkpoints.
 """
@@ -28,13 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent  # the folder holding harness/, me
 VERSIONS_PATH = Path(__file__).resolve().parent / "code_versions.json"
 
 _DATA_PATH = ("harness/data/datasets.py", "harness/data/transforms.py", "harness/data/sampling.py",
-              "harness/data/video.py", "harness/data/formats.py", "harness/data/real.py", "harness/backbones.py",
-              "harness/video_transformer.py", "harness/vq.py", "harness/vit.py", "harness/clipbert.py",
-              "harness/text.py")
+              "harness/data/video.py", "harness/data/formats.py", "harness/data/real.py", "harness/models/encoder.py",
+              "harness/models/backbones.py", "harness/models/vimpac.py", "harness/models/vq.py", "harness/models/vatt.py",
+              "harness/models/clipbert.py", "harness/models/text.py")
 SHARED = {
     # what every pre-training runs through
-    "training": (*_DATA_PATH, "harness/engine.py", "harness/distributed.py", "methods/base.py", "methods/heads.py",
-                 "methods/losses.py"),
+    "training": (*_DATA_PATH, "harness/engine.py", "harness/optim.py", "harness/distributed.py", "methods/base.py",
+                 "methods/heads.py", "methods/losses.py", "methods/momentum.py"),
     # what every protocol runs through
     "eval": (*_DATA_PATH, "protocols/base.py", "protocols/multiview.py", "protocols/frozen.py", "protocols/trained.py"),
 }

@@ -8,7 +8,6 @@ was never interrupted.
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -20,14 +19,15 @@ import torch
 import torch.nn as nn
 
 from harness import distributed as dist
-from harness.atomic import atomic_write
-from harness.config import PretrainConfig, RunConfig, resolved_precision
+from harness.config.sections import PretrainConfig, RunConfig, resolved_precision
 from harness.errors import ConfigError, NonFiniteLossError
+from harness.optim import build_optimizer, lr_at, scaled_lr
 from harness.progress import progress_bar
 from harness.runlog import NoLog, ScalarLog
+from harness.storage import atomic_save
 
-__all__ = ["NonFiniteLossError", "resolve_device", "seed_everything", "use_bf16", "LARS", "build_optimizer",
-           "lr_at", "scaled_lr", "atomic_save", "train", "TrainStats", "StepInfo", "to_device"]
+__all__ = ["NonFiniteLossError", "resolve_device", "seed_everything", "use_bf16", "train", "TrainStats", "StepInfo",
+           "to_device"]
 
 
 # ----------------------------------------------------------------------------- device, seeds
@@ -65,124 +65,7 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -
     return model
 
 
-# ----------------------------------------------------------------------------- optimisation
-
-
-def param_groups(modules: Iterable[nn.Module], weight_decay: float,
-                 lr_scales: Iterable[float] | None = None) -> list[dict]:
-    """Weights decay and get LARS scaling; biases and norm parameters (ndim <= 1) get neither.
-
-    `lr_scales` (one per module, default 1) multiply the scheduled LR of that module's groups:
-    the way a method asks for a faster head, e.g. BYOL's predictor (Method.lr_scale).
-    """
-    modules = list(modules)
-    scales = list(lr_scales) if lr_scales is not None else [1.0] * len(modules)
-    groups: dict[tuple[float, bool], dict] = {}
-    seen: set[int] = set()
-    for m, scale in zip(modules, scales, strict=True):
-        for p in m.parameters():
-            if not p.requires_grad or id(p) in seen:
-                continue
-            seen.add(id(p))
-            decay = p.ndim > 1
-            g = groups.setdefault((float(scale), decay), {
-                "params": [], "weight_decay": weight_decay if decay else 0.0, "lars": decay, "lr_scale": float(scale)})
-            g["params"].append(p)
-    return sorted(groups.values(), key=lambda g: (g["lr_scale"] != 1.0, not g["lars"]))
-
-
-class LARS(torch.optim.Optimizer):
-    """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017), as the ρ study uses.
-
-    Written by hand because torch has none. Per tensor, the step is scaled by
-    trust * |w| / (|g| + wd |w|); groups with `lars=False` (biases, BN) take plain SGD steps.
-    """
-
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust: float = 0.001, nesterov: bool = True):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                      trust=trust, nesterov=nesterov, lars=True))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                d = p.grad
-                if g["weight_decay"]:
-                    d = d.add(p, alpha=g["weight_decay"])
-                if g["lars"]:
-                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(p.grad)
-                    scale = g["trust"] * w_norm / (g_norm + g["weight_decay"] * w_norm + 1e-12)
-                    d = d * torch.where((w_norm > 0) & (g_norm > 0), scale, torch.ones_like(scale))
-                state = self.state[p]
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = d.clone()
-                else:
-                    buf.mul_(g["momentum"]).add_(d)
-                p.add_(d.add(buf, alpha=g["momentum"]) if g["nesterov"] else buf, alpha=-g["lr"])
-
-
-def build_optimizer(modules: Iterable[nn.Module], cfg: PretrainConfig,
-                    lr_scales: Iterable[float] | None = None) -> torch.optim.Optimizer:
-    groups = param_groups(modules, cfg.weight_decay, lr_scales)
-    if cfg.optimizer == "sgd":
-        for g in groups:
-            g.pop("lars")
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
-    if cfg.optimizer == "adamw":
-        for g in groups:
-            g.pop("lars")
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps)
-    return LARS(groups, lr=cfg.lr, momentum=cfg.momentum)
-
-
-LR_SCHEDULES = ("cosine", "cosine-after-warmup", "linear")
-
-
-def lr_at(step: int, total: int, warmup: int, base: float, shape: str = "cosine-after-warmup") -> float:
-    """The learning rate of `step` (0-based) under a linear warm-up and a half-cosine decay to 0 at `total`.
-
-    - `cosine` (the ρ configs, PySlowFast's COSINE_AFTER_WARMUP=False): one cosine over the whole run;
-      the warm-up ramps linearly up to the cosine's value at its last step, so the curve joins it.
-    - `cosine-after-warmup`: the warm-up ramps to `base`, then a cosine over the remaining steps.
-    - `linear`: the warm-up ramps to `base`, then a straight line to 0 (BERT's; VIMPAC pre-trains with it).
-    """
-    if shape == "cosine":
-        curve = base * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
-        if step < warmup:
-            return base * 0.5 * (1 + math.cos(math.pi * warmup / max(total, 1))) * (step + 1) / warmup
-        return curve
-    if shape == "linear":
-        if step < warmup:
-            return base * (step + 1) / warmup
-        return base * max(0.0, 1 - (step - warmup) / max(total - warmup, 1))
-    if shape != "cosine-after-warmup":
-        raise ValueError(f"unknown LR schedule {shape!r}; known: {', '.join(LR_SCHEDULES)}")
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(total - warmup, 1)
-    return base * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
-def scaled_lr(cfg: PretrainConfig) -> float:
-    """`pretrain.lr` under the linear scaling rule (Goyal et al. 2017): lr x batch_size / lr_batch.
-
-    `batch_size` is the global batch (videos per step over all processes); `lr_batch` = 0 takes `lr`
-    as the rate of this run's batch, whatever its size.
-    """
-    return cfg.lr * cfg.batch_size / cfg.lr_batch if cfg.lr_batch else cfg.lr
-
-
 # ----------------------------------------------------------------------------- checkpoints
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save `obj` to `path` atomically (see `harness.atomic`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def rng_state() -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from harness.errors import ConfigError
 
@@ -26,17 +27,15 @@ class BenchJob(Checkpointable):
     """`bench run`s (their arguments, without the launcher's) as one requeueable submitit job, run in
     order: a suite gives one job the runs of one encoder, so no two jobs train the same checkpoint."""
 
-    def __init__(self, *argvs: list[str]):
-        self.argvs = argvs
+    def __init__(self, entry: Callable[[list[str]], int], *argvs: list[str]):
+        self.entry, self.argvs = entry, argvs  # entry: the command line's `main` (pickled by reference)
 
     def __call__(self) -> int:
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        from harness.cli import main
-
         for argv in self.argvs:  # a requeued job repeats the finished runs' scoring: their encoder is reused
-            rc = main(["run", *argv, "--resume"])
+            rc = self.entry(["run", *argv, "--resume"])
             if rc:
                 raise RuntimeError(f"bench run {' '.join(argv)} exited with code {rc}; see this job's log")
         return 0
@@ -62,12 +61,12 @@ class SlurmOptions:
         return total
 
 
-def submit(argv: list[str], opts: SlurmOptions):
-    """Submit the run; returns the submitit job."""
-    return submit_array([[argv]], opts)[0]
+def submit(argv: list[str], opts: SlurmOptions, entry: Callable[[list[str]], int]):
+    """Submit the run; `entry` is the command line's `main`, which the job calls. Returns the submitit job."""
+    return submit_array([[argv]], opts, entry)[0]
 
 
-def submit_array(groups: list[list[list[str]]], opts: SlurmOptions) -> list:
+def submit_array(groups: list[list[list[str]]], opts: SlurmOptions, entry: Callable[[list[str]], int]) -> list:
     """Submit one job per group of runs (a Slurm job array when there are several); returns the jobs."""
     if submitit is None:
         raise ConfigError("--launcher needs the submitit package (pip install submitit)")
@@ -87,5 +86,5 @@ def submit_array(groups: list[list[list[str]]], opts: SlurmOptions) -> list:
                                    gpus_per_node=opts.gpus_per_node, cpus_per_task=8 if opts.gpus_per_node else 2,
                                    name="bench", **({"slurm_partition": opts.partition} if opts.partition else {}))
     with executor.batch():
-        jobs = [executor.submit(BenchJob(*argvs)) for argvs in groups]
+        jobs = [executor.submit(BenchJob(entry, *argvs)) for argvs in groups]
     return jobs

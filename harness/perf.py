@@ -23,12 +23,13 @@ from pathlib import Path
 import torch
 
 from harness import catalog
-from harness.atomic import atomic_write
-from harness.backbones import build_encoder
+from harness.builders import build_encoder
 from harness.config import Config
-from harness.engine import StepInfo, build_optimizer, optimizer_step, prepare_model, resolve_device, seed_everything, to_device
+from harness.engine import StepInfo, optimizer_step, prepare_model, resolve_device, seed_everything, to_device
 from harness.errors import ConfigError
-from harness.results import versions
+from harness.optim import build_optimizer
+from harness.report.records import versions
+from harness.storage import atomic_write
 
 MODES = {  # name: (bf16, channels_last, compile)
     "fp32": (False, False, False),
@@ -54,16 +55,16 @@ def _peak_gb(device: torch.device) -> float:
 def _method(cfg: Config, prepare: bool = False):
     """The method to time; with `prepare`, its stages run as in a run (a tokenizer trained on the captions),
     otherwise a method that reads captions gets a tokenizer of a few words (timing needs only the shapes)."""
-    from harness.runner import prepare_stages
+    from harness.pretraining import prepare_stages, stage_for
 
     encoder = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
     method = catalog.METHODS.get(cfg.method)(encoder, cfg.method_cfg)
     if prepare:
-        prepare_stages(method, cfg, progress=False)
+        prepare_stages(method, stage_for(cfg, progress=False))
     elif getattr(method, "tokenizer", False) is None:
         import tempfile
 
-        from harness.text import tokenizer_for
+        from harness.models.text import tokenizer_for
 
         with tempfile.TemporaryDirectory() as tmp:
             method.tokenizer, _ = tokenizer_for(cfg.method_cfg.text, ["a red digit moves up then shrinks."], {}, Path(tmp),
@@ -157,14 +158,14 @@ def _loader_and_full(cfg: Config, res: PerfResult, workers: list[int], steps: in
                      device: torch.device, log) -> None:
     from torch.utils.data import DataLoader
 
-    from harness.data.datasets import EpochBatches, PretrainClips, VideoSet
-    from harness.runner import pretrain_labels
+    from harness.data.datasets import PretrainClips, VideoSet
+    from harness.data.sampling import EpochBatches
 
     ds = catalog.DATASETS.get(cfg.pretrain.dataset)
     root, entries = ds.split(cfg.dataset_cfg, cfg.cache_root(), "pretrain", progress=False)
     method = _method(cfg, prepare=True)
     spec = method.sample_spec()
-    labels = pretrain_labels(ds, cfg, entries, spec.label)[1] if spec.label else None
+    labels = ds.labels(cfg.dataset_cfg, entries, spec.label)[1] if spec.label else None
     depth = 4 * max(workers)  # batches the workers prefetch: drained before timing, so the rate is steady state
     n = steps + warmup + depth
 

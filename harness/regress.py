@@ -17,7 +17,7 @@ from typing import Callable
 
 from harness import catalog
 from harness.config import load_config, method_pretrains
-from harness.data.manifest import atomic_json
+from harness.storage import atomic_json
 
 BASELINES = Path(__file__).resolve().parent.parent / "results" / "baselines"
 PROTOCOL = "linear-cached"

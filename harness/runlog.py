@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from harness.atomic import atomic_write
+from harness.storage import atomic_write
 
 CSV_NAME = "scalars.csv"
 EVENTS_DIR = "tensorboard"

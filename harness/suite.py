@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness import paper
 from harness.config import load_config
 from harness.errors import BenchError, ConfigError
+from harness.report import paper
 
 
 @dataclass
@@ -100,7 +100,7 @@ def estimate(job: Job, records: list[dict], profile: str, path: str | None = Non
     from harness import code_version
     from harness.config import resolved_precision
     from harness.engine import resolve_device
-    from harness.runner import encoder_dir
+    from harness.pretraining import encoder_dir
 
     cfg = load_config(profile, job.overrides(), method=job.method, protocol=job.protocol, seed=job.seed, path=path)
     pre, seconds = "none", 0.0
@@ -216,3 +216,16 @@ def by_encoder(jobs: list[Job]) -> list[list[Job]]:
     for j in jobs:
         groups.setdefault((j.method, j.sets, j.seed), []).append(j)
     return list(groups.values())
+
+
+def submit(jobs: list[Job], records: list[dict], profile: str, path: str | None, results_dir: str | None,
+           opts, entry: Callable[[list[str]], int]) -> tuple[list[Job], list[list[Job]], list]:
+    """Submit the jobs not yet recorded as a job array, one job per encoder (`by_encoder`); `entry` is the
+    command line's `main`, which each job calls. Returns the runs to do, their groups and the submitted jobs."""
+    from harness.launch import submit_array
+
+    todo = [j for j in jobs if not done(j, records, profile, path)]
+    groups = by_encoder(todo)
+    submitted = submit_array([[run_argv(j, profile, path, results_dir) for j in g] for g in groups], opts,
+                             entry) if groups else []
+    return todo, groups, submitted

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from harness.backbones import Encoder
 from harness.config import method_pretrains
 from harness.engine import StepInfo
 from harness.errors import ConfigError
+from harness.models.encoder import Encoder
+from harness.models.stage import Stage
 from methods.heads import mlp
 
 __all__ = ["Method", "ProjectedMethod", "SampleSpec", "StepInfo", "require_backbone", "views_first"]
@@ -98,13 +99,15 @@ class Method(nn.Module):
         """What protocols may score, by name: the video encoder for every method; a method that also
         learns a text or audio tower adds it here, and a protocol names what it needs (`Protocol.needs`).
         Names in use: "video", "audio" (an audio encoder), "text" (a text encoder), "video-text" (a
-        scorer of clips against captions: `towers.VideoText`). A method that exports more than its video
-        encoder has its whole state saved with the encoder, so a reused checkpoint brings every tower."""
+        scorer of clips against captions whose `kind` is "dual" or "cross": `protocols.video_text`). A
+        method that exports more than its video encoder has its whole state saved with the encoder, so a
+        reused checkpoint brings every tower."""
         return {"video": self.encoder}
 
-    def prepare(self, cfg, progress: bool, log) -> dict | None:
-        """The method's own stage before training or scoring (a text tokenizer trained on the captions);
-        what it reports goes into the run record. Runs after every check, on a forked random state."""
+    def prepare(self, stage: Stage) -> dict | None:
+        """The method's own stage before training or scoring (a text tokenizer trained on the captions the
+        `stage` lists); what it reports goes into the run record as `text_tokenizer`. Runs after every
+        check and after the encoder's own `prepare`, on a forked random state."""
         return None
 
     def lr_scale(self, module: nn.Module) -> float:

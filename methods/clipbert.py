@@ -14,11 +14,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.clipbert import ClipBertEncoder
 from harness.errors import ConfigError
+from harness.models.clipbert import ClipBertEncoder
+from harness.models.stage import Stage
+from harness.models.text import stage_tokenizer
 from methods.base import Method, SampleSpec, require_backbone
 from methods.configs import ClipBertConfig
-from methods.vatt import build_tokenizer
 
 
 def consensus(logits: torch.Tensor, how: str) -> torch.Tensor:
@@ -88,8 +89,8 @@ class ClipBert(Method):
         self.itm = nn.Linear(dim, 2)
         self.tokenizer = None  # set by `prepare`
 
-    def prepare(self, cfg, progress: bool, log) -> dict:
-        report = build_tokenizer(self, self.cfg.text, cfg, progress, log)
+    def prepare(self, stage: Stage) -> dict:
+        self.tokenizer, report = stage_tokenizer(stage, self.cfg.text, "clipbert")
         rows = self.encoder.bert.config.vocab_size
         if self.tokenizer.vocab_size > rows:
             raise ConfigError(f"clipbert: the text tokenizer has {self.tokenizer.vocab_size} tokens, more than the "

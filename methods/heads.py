@@ -1,8 +1,6 @@
 """Projection and prediction MLPs shared by the methods (SlowFast's MLPHead pattern), and momentum copies."""
 from __future__ import annotations
 
-import copy
-
 import torch.nn as nn
 
 
@@ -21,11 +19,3 @@ def mlp(dim_in: int, hidden: int, dim_out: int, layers: int = 2, bn: bool = True
         d = hidden
     mods.append(nn.Linear(d, dim_out))
     return nn.Sequential(*mods)
-
-
-def frozen_copy(module: nn.Module) -> nn.Module:
-    """A copy that the optimiser never updates: the momentum (EMA) target of BYOL and MoCo."""
-    twin = copy.deepcopy(module)
-    for p in twin.parameters():
-        p.requires_grad_(False)
-    return twin

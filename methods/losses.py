@@ -7,7 +7,6 @@ clip v of video b at `z[v][b]`.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -134,20 +133,6 @@ def swav_loss(scores: list[torch.Tensor], eps: float, iters: int, temperature: f
         codes = sinkhorn(s, eps, iters)[-scores[a].shape[0]:]
         terms += [-(codes * log_p[w]).sum(dim=1) for w in range(v) if w != a]
     return torch.cat(terms).mean()
-
-
-def cosine_momentum(base: float, progress: float) -> float:
-    """Target momentum annealed from `base` to 1 along a half cosine: 1 - (1-base)(cos(pi p)+1)/2."""
-    return 1 - (1 - base) * (math.cos(math.pi * min(max(progress, 0.0), 1.0)) + 1) / 2
-
-
-@torch.no_grad()
-def ema_update(target: torch.nn.Module, online: torch.nn.Module, m: float) -> None:
-    """target <- m * target + (1 - m) * online, over parameters only (BN buffers keep their own stats)."""
-    t = [p for p in target.parameters()]
-    o = [p.detach() for p in online.parameters()]
-    torch._foreach_mul_(t, m)
-    torch._foreach_add_(t, o, alpha=1 - m)
 
 
 def mil_nce_loss(anchors: torch.Tensor, candidates: torch.Tensor, valid: torch.Tensor | None,

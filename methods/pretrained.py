@@ -2,12 +2,12 @@
 
 The reference rows of the papers' own models: the ρ study's released Slow R-50 checkpoints (PySlowFast
 `.pyth`), pytorchvideo's model zoo, or an `encoder.pt` of this harness. The file is read when the run
-starts, strictly (harness.checkpoints), so a file that does not fit fails before any work; its hash
+starts, strictly (harness.models.checkpoints), so a file that does not fit fails before any work; its hash
 names the encoder, so every score of it is keyed by the file's content.
 """
 from __future__ import annotations
 
-from harness.checkpoints import load_released
+from harness.models.checkpoints import load_released
 from methods.base import Method
 from methods.configs import PretrainedConfig
 

@@ -16,8 +16,9 @@ import torch.nn as nn
 
 from methods.base import Method, SampleSpec, StepInfo, views_first
 from methods.configs import RhoByolConfig
-from methods.heads import frozen_copy, mlp
-from methods.losses import cosine_momentum, ema_update, rho_byol_loss
+from methods.heads import mlp
+from methods.losses import rho_byol_loss
+from methods.momentum import cosine_momentum, ema_update, frozen_copy
 
 
 class RhoByol(Method):

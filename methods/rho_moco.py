@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from harness import distributed as dist
 from methods.base import ProjectedMethod, StepInfo, views_first
 from methods.configs import RhoMocoConfig
-from methods.heads import frozen_copy
-from methods.losses import cosine_momentum, ema_update, moco_loss
+from methods.losses import moco_loss
+from methods.momentum import cosine_momentum, ema_update, frozen_copy
 
 
 class RhoMoco(ProjectedMethod):

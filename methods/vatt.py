@@ -15,37 +15,12 @@ import torch
 import torch.nn as nn
 
 from harness.errors import ConfigError
-from harness.text import T5Tower, TextEncoder
-from harness.vit import SIZES, VattVideo, WaveformTower, WordTower
+from harness.models.stage import Stage
+from harness.models.text import T5Tower, TextEncoder, stage_tokenizer
+from harness.models.vatt import SIZES, VattVideo, WaveformTower, WordTower
 from methods.base import Method, SampleSpec, require_backbone
 from methods.configs import VattConfig
 from methods.losses import mil_nce_loss
-
-
-def pretraining_captions(cfg, progress: bool) -> tuple[list[str], dict]:
-    """Every caption of the pre-training videos (each narration once) and the data's identity: what a
-    text tokenizer is trained on and keyed by."""
-    from harness import catalog
-    from harness.data import streams
-
-    name = cfg.pretrain.dataset
-    ds = catalog.DATASETS.get(name)
-    root, entries = ds.split(cfg.datasets[name], cfg.cache_root(), "pretrain", progress=progress)
-    texts = [n.text for e in entries for n in streams.narrations(e, float(e.get("fps") or 1.0))]
-    if not texts:
-        raise ConfigError(f"{cfg.method} learns from captions, and the pre-training videos of {name!r} have none "
-                          "(a manifest entry's `caption` or `narrations`)")
-    ident = getattr(ds, "identity", None)
-    return texts, (ident(cfg.datasets[name], cfg.cache_root()) if ident else {"name": name})
-
-
-def build_tokenizer(method: Method, text_cfg, cfg, progress: bool, log) -> dict:
-    """Train (once, cached) or load the method's text tokenizer into `method.tokenizer`; its report."""
-    from harness.text import tokenizer_for
-
-    texts, data = pretraining_captions(cfg, progress)
-    method.tokenizer, report = tokenizer_for(text_cfg, texts, data, cfg.cache_root(), log)
-    return report
 
 
 class CommonSpaces(nn.Module):
@@ -116,8 +91,9 @@ class Vatt(Method):
                                   cfg.va_dim, cfg.vt_dim)
         self.tokenizer = None  # set by `prepare`
 
-    def prepare(self, cfg, progress: bool, log) -> dict:
-        return build_tokenizer(self, self.cfg.text, cfg, progress, log)
+    def prepare(self, stage: Stage) -> dict:
+        self.tokenizer, report = stage_tokenizer(stage, self.cfg.text, "vatt")
+        return report
 
     def sample_spec(self) -> SampleSpec:
         if self.tokenizer is None:

@@ -23,6 +23,9 @@ class EvalContext:
     progress: bool = True
     encoder_key: str = ""
     log: Callable[[str], None] = field(default=lambda msg: None)
+    # what the protocol read, for the record's protocol card: per task and split, how many videos are
+    # shorter than one clip (filled as the splits are opened: `protocols.frozen.task_groups`)
+    short_videos: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass

@@ -4,8 +4,6 @@ and low-shot subsets (checked before any pre-training), and for the frozen-encod
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +18,11 @@ from harness import distributed as dist
 from harness.catalog import DATASETS, TASKS
 from harness.config import resolved_precision, to_plain
 from harness.data.datasets import BadVideos, LabelledViews, VideoSet
-from harness.data.sampling import ViewLayout
+from harness.data.sampling import ViewLayout, clip_span
 from harness.data.task import Task
-from harness.engine import atomic_save, use_bf16
+from harness.engine import use_bf16
 from harness.errors import ConfigError
+from harness.storage import atomic_save, content_key
 from protocols.base import EvalContext, Protocol, TaskResult
 from protocols.multiview import Features, extract, recalibrate_bn
 
@@ -123,11 +122,15 @@ def task_groups(ctx: EvalContext, c, share: bool = True) -> Iterator[TaskGroup]:
             classes = DATASETS.get(dataset).classes(cfg.datasets[dataset], cfg.cache_root())
             tasks = [t if t.classes else dataclasses.replace(t, classes=tuple(classes)) for t in tasks]
         root, entries = load_split(ctx, dataset, train_split)
+        fps, span = cfg.backbone.clip.fps, clip_span(cfg.backbone.clip.frames, cfg.backbone.clip.stride)
+        short = {train_split: VideoSet(root, entries, False, fps=fps).shorter_than(span)}
         entries = low_shot(entries, tasks[0].label, gc)
         ids = [e.get("id", e["path"]) for e in entries] if gc.low_shot else None
-        fps = cfg.backbone.clip.fps
-        yield TaskGroup(tasks, VideoSet(root, entries, cfg.data.cache_frames, fps=fps),
-                        VideoSet(*load_split(ctx, dataset, test_split), cfg.data.cache_frames, fps=fps), ids,
+        test = VideoSet(*load_split(ctx, dataset, test_split), cfg.data.cache_frames, fps=fps)
+        short[test_split] = test.shorter_than(span)
+        for t in tasks:
+            ctx.short_videos[t.name] = dict(short)
+        yield TaskGroup(tasks, VideoSet(root, entries, cfg.data.cache_frames, fps=fps), test, ids,
                         sorted({t.label for t in tasks}), gc)
 
 
@@ -155,7 +158,7 @@ def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
                # BN re-estimated in shards is the mean of the processes' estimates: name their count
                **({"processes": dist.world_size()} if dist.sharding() and c.recompute_bn else {}),
                "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return content_key(payload, 16)
 
 
 def _load_features(path: Path, g: TaskGroup, t0: float) -> TaskGroupFeatures | None:

@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn as nn
 
-from harness.engine import lr_at
+from harness.optim import lr_at
 from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views
 from protocols.configs import LinearCachedConfig
 from protocols.frozen import FrozenProtocol, frozen_features, test_layout

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import time
 from typing import Callable
@@ -22,10 +21,12 @@ from torch.utils.data import DataLoader
 
 from harness import code_version
 from harness.config import resolved_precision, to_plain
-from harness.data.datasets import EpochBatches, LabelledViews, PretrainClips
-from harness.data.manifest import atomic_json
+from harness.data.datasets import LabelledViews, PretrainClips
+from harness.data.sampling import EpochBatches
 from harness.data.task import Task
-from harness.engine import atomic_save, lr_at, train, use_bf16
+from harness.engine import train, use_bf16
+from harness.optim import lr_at
+from harness.storage import atomic_json, atomic_save, content_key
 from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views
 from protocols.configs import TrainedConfig
 from protocols.frozen import TaskGroup, TaskProtocol, task_groups, test_layout
@@ -131,7 +132,7 @@ def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c: TrainedConfig
                "settings": {k: v for k, v in to_plain(c).items() if k not in type(c).bookkeeping},
                "clip": to_plain(cfg.backbone.clip), "augment": to_plain(cfg.augment), "seed": cfg.run.seed,
                "device": ctx.device.type, "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return content_key(payload)
 
 
 def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, protocol: str, bad) -> dict:

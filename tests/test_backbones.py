@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harness import catalog
-from harness.backbones import build_encoder
+from harness.builders import build_encoder
 from harness.config import load_config
 
 SHAPES = {"small3d": (8, 32), "r3d_18": (4, 32), "r2plus1d_18": (4, 32), "slow_r50": (4, 64), "vimpac": (5, 32),

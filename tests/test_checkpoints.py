@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from harness.backbones import build_encoder
-from harness.checkpoints import load_released
+from harness.builders import build_encoder
 from harness.config import load_config
 from harness.errors import ConfigError
+from harness.models.checkpoints import load_released
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 

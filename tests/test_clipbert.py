@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from harness import catalog
-from harness.backbones import build_encoder
+from harness.builders import build_encoder
 from harness.config import load_config
 from harness.errors import ConfigError
-from harness.text import tokenizer_for
+from harness.models.text import tokenizer_for
 from methods.clipbert import consensus, mask_tokens
 from methods.configs import TextConfig
 from protocols.video_text import pair_scores

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from harness.config import load_config
+from harness.data import digits_video as dv
 from harness.data import moving_digits as md
 from harness.data import sampling
-from harness.data.datasets import BadVideos, DataError, EpochBatches, LabelledViews, PretrainClips, VideoSet
-from harness.data.sampling import ViewLayout
+from harness.data.datasets import BadVideos, DataError, LabelledViews, PretrainClips, VideoSet
+from harness.data.sampling import EpochBatches, ViewLayout
 from harness.data.video import VideoDecodeError, decode_frames, probe, read_audio
 
 
@@ -47,9 +48,9 @@ def test_decoded_frames_match_rendered(manifest):
     body, root = manifest
     cfg = load_config("ci").datasets["moving-digits"]
     v = next(x for x in body["videos"] if x["split"] == "train")
-    images, labels = md._digit_images()
-    pools = md.split_images(labels, cfg.seed, cfg.test_image_fraction)
-    rendered, _, meta = md.make_video(cfg, "train", 0, pools["train"], images, labels,
+    images, labels = dv._digit_images()
+    pools = dv.split_images(labels, cfg.seed, cfg.test_image_fraction)
+    rendered, _, meta = dv.make_video(cfg, "train", 0, pools["train"], images, labels,
                                       (v["labels"]["digit"], v["labels"]["motion"]))
     assert meta["digit"] == v["labels"]["digit"] and meta["image_id"] == v["image_id"]
     decoded = decode_frames(root / v["path"])
@@ -69,28 +70,28 @@ def test_labels_balanced_and_test_images_disjoint(manifest):
 
 def test_generation_is_deterministic():
     cfg = load_config("ci").datasets["moving-digits"]
-    images, labels = md._digit_images()
-    pool = md.split_images(labels, cfg.seed, cfg.test_image_fraction)["pretrain"]
-    a = md.make_video(cfg, "pretrain", 3, pool, images, labels, None)
-    b = md.make_video(cfg, "pretrain", 3, pool, images, labels, None)
-    c = md.make_video(cfg, "pretrain", 4, pool, images, labels, None)
+    images, labels = dv._digit_images()
+    pool = dv.split_images(labels, cfg.seed, cfg.test_image_fraction)["pretrain"]
+    a = dv.make_video(cfg, "pretrain", 3, pool, images, labels, None)
+    b = dv.make_video(cfg, "pretrain", 3, pool, images, labels, None)
+    c = dv.make_video(cfg, "pretrain", 4, pool, images, labels, None)
     assert np.array_equal(a[0], b[0]) and a[2] == b[2] and not np.array_equal(a[0], c[0])
     # ρ clips of one pre-training video share the digit but not the look: colours/backgrounds change
     segs = np.split(a[0], cfg.pretrain_segments)
     assert not np.array_equal(segs[0][0], segs[1][0])
 
 
-@pytest.mark.parametrize("motion", range(len(md.MOTIONS)))
+@pytest.mark.parametrize("motion", range(len(dv.MOTIONS)))
 def test_time_reversal_swaps_motion_pairs(motion):
     """Playing a digits-motion clip backwards gives exactly the clip of its paired class."""
     cfg = load_config("ci").datasets["moving-digits"]
-    images, _ = md._digit_images()
+    images, _ = dv._digit_images()
     rng = np.random.default_rng(motion)
-    seg = md._random_segment(rng, cfg, motion, cfg.labelled_frames, 22.0)
-    fwd, _ = md.render_segment(images[5], seg, cfg.height, cfg.width)
-    seg.motion = md.REVERSED[motion]
-    back, _ = md.render_segment(images[5], seg, cfg.height, cfg.width)
-    assert md.REVERSED[md.REVERSED[motion]] == motion and md.REVERSED[motion] != motion
+    seg = dv._random_segment(rng, cfg, motion, cfg.labelled_frames, 22.0)
+    fwd, _ = dv.render_segment(images[5], seg, cfg.height, cfg.width)
+    seg.motion = dv.REVERSED[motion]
+    back, _ = dv.render_segment(images[5], seg, cfg.height, cfg.width)
+    assert dv.REVERSED[dv.REVERSED[motion]] == motion and dv.REVERSED[motion] != motion
     assert np.array_equal(fwd[::-1], back)
     assert not np.array_equal(fwd, back)  # and the pair is not the same clip: one frame can't tell,
     assert {fwd[0].tobytes(), fwd[-1].tobytes()} == {back[0].tobytes(), back[-1].tobytes()}  # the order can
@@ -371,7 +372,7 @@ def test_concurrent_generations_are_byte_identical(tmp_path):
     import sys
 
     code = ("import sys; from pathlib import Path; from harness.config import load_config; "
-            "from harness.data import moving_digits as md; "
+            "from harness.data import digits_video as dv, moving_digits as md; "
             "print(md.prepare(load_config('ci').datasets['moving-digits'], Path(sys.argv[1]), progress=False))")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"g{i}")], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True) for i in range(4)]
@@ -396,10 +397,11 @@ def test_encoding_does_not_depend_on_uninitialised_memory(tmp_path):
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(shim),
                     str(Path(__file__).parent / "fixtures" / "fill_alloc.c"), "-ldl"], check=True)
     code = ("import sys; from pathlib import Path; from harness.config import load_config; "
-            "from harness.data import moving_digits as md; cfg = load_config('ci').datasets['moving-digits']; "
-            "images, labels = md._digit_images(); pool = md.split_images(labels, 0, cfg.test_image_fraction)['pretrain']; "
+            "from harness.data import digits_video as dv, moving_digits as md; "
+            "cfg = load_config('ci').datasets['moving-digits']; "
+            "images, labels = dv._digit_images(); pool = dv.split_images(labels, 0, cfg.test_image_fraction)['pretrain']; "
             "out = Path(sys.argv[1]); out.mkdir(); "
-            "[md.write_mp4(out / f'{i}.mp4', *md.make_video(cfg, 'pretrain', i, pool, images, labels, None)[:2], "
+            "[dv.write_mp4(out / f'{i}.mp4', *dv.make_video(cfg, 'pretrain', i, pool, images, labels, None)[:2], "
             "cfg.fps, cfg.audio_rate, cfg.keyframe_interval, cfg.crf) for i in range(4)]")
     digests = []
     for pattern in ("0000", "ffff", "ffe0"):

@@ -61,3 +61,30 @@ def test_examples_run_as_written(doc, tmp_path, cache_dir, ci_manifest):
         p = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, f"{command}\n{p.stderr[-3000:]}"
         assert len(list((work / "results" / "runs").glob("*.json"))) == n
+
+
+def test_the_hooks_extending_md_names_have_the_signatures_it_shows():
+    """`name(args)` in docs/extending.md, for every hook a base class declares: the same parameters, so the
+    prose cannot drift from the code (it once showed `after_step(progress)` for `after_step(info)`)."""
+    import inspect
+
+    from harness.data.source import Dataset, DatasetConfig
+    from harness.models.encoder import Encoder
+    from methods.base import Method
+    from protocols.base import Protocol
+
+    text = (ROOT / "docs" / "extending.md").read_text()
+    shown = set(re.findall(r"`(\w+)\(([\w, ]*)\)`", text))
+    checked, wrong = [], []
+    for name, args in shown:
+        for cls in (Method, Encoder, Protocol, Dataset, DatasetConfig):
+            hook = getattr(cls, name, None)
+            if not callable(hook) or name.startswith("_"):
+                continue
+            params = [p for p in inspect.signature(hook).parameters if p not in ("self", "cls")]
+            documented = [a.strip() for a in args.split(",") if a.strip()]
+            checked.append(f"{cls.__name__}.{name}")
+            if params != documented:
+                wrong.append(f"{cls.__name__}.{name}({', '.join(params)}) is shown as {name}({args})")
+    assert len(checked) >= 8, checked
+    assert not wrong, wrong

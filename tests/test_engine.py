@@ -9,7 +9,9 @@ import torch
 import torch.nn as nn
 
 from harness.config import load_config
-from harness.engine import LARS, NonFiniteLossError, atomic_save, lr_at, param_groups, scaled_lr, train
+from harness.engine import NonFiniteLossError, train
+from harness.optim import LARS, lr_at, param_groups, scaled_lr
+from harness.storage import atomic_save
 
 
 def test_lr_schedule_warmup_then_cosine():
@@ -109,8 +111,8 @@ def test_engine_applies_the_lr_scale(tmp_path):
 
 def test_rho_byol_scales_only_the_predictor():
     from harness import catalog
-    from harness.backbones import build_encoder
-    from harness.engine import build_optimizer
+    from harness.builders import build_encoder
+    from harness.optim import build_optimizer
 
     cfg = load_config("ci", ["method.pred_lr_scale=10"])
     enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
@@ -182,7 +184,7 @@ class NoisyToy(Toy):
 def _sampled(n=20, batch=4, epochs=3, seed=5, bad_steps=()):
     """Batches drawn by the real (epoch, index) sampler from a fixed table of rows; `bad_steps` come
     back with every video unreadable, as a batch of broken files does."""
-    from harness.data.datasets import EpochBatches
+    from harness.data.sampling import EpochBatches
 
     rows = torch.randn(n, 4, generator=torch.Generator().manual_seed(9))
     total = EpochBatches(n, batch, epochs, seed).total_steps
@@ -217,7 +219,7 @@ def test_resume_reaches_the_same_weights(tmp_path, bad_steps):
     ref = NoisyToy()
     ref_stats = train(ref, make, total, 1, cfg, cpu, tmp_path / "ref.pt", False, progress=False)
     assert ref_stats.steps == total  # unreadable batches count as steps
-    from harness.data.datasets import EpochBatches
+    from harness.data.sampling import EpochBatches
 
     batches = list(EpochBatches(20, 4, 3, 5))
     assert set(ref_stats.bad_videos) == {f"v{i}.mp4" for s in bad_steps for _, i in batches[s]}
@@ -329,7 +331,7 @@ def test_bench_perf_times_compute_loader_and_the_full_step(tmp_path, cache_dir, 
 
 
 def test_the_leaderboard_shows_the_newest_perf_figures(tmp_path):
-    from harness.results import load_perf, perf_table
+    from harness.report.throughput import load_perf, perf_table
 
     (tmp_path / "perf").mkdir()
     for k, rate in enumerate((100.0, 200.0)):

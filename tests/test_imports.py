@@ -49,7 +49,7 @@ def test_needs_pretraining_comes_from_the_schema(tmp_path):
     import torch
 
     from harness import catalog
-    from harness.backbones import build_encoder
+    from harness.builders import build_encoder
     from harness.config import load_config
 
     cfg = load_config("ci")

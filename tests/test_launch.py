@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from harness.cli import main
 from harness.launch import SlurmOptions, submit
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +25,7 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, c
     (cache / "datasets").symlink_to(cache_dir / "datasets")
     argv = ["-m", "rho_moco", "--protocol", "linear-cached", "-p", "ci", "-q", "--set", f"run.cache_dir='{cache}'",
             "--set", "pretrain.epochs=40", "--set", "pretrain.checkpoint_every=4", "--results-dir", str(tmp_path / "r")]
-    job = submit(argv, SlurmOptions("local", 1, 0, "", "0:10", tmp_path / "jobs"))
+    job = submit(argv, SlurmOptions("local", 1, 0, "", "0:10", tmp_path / "jobs"), main)
     deadline = time.time() + 240
     while not list(cache.glob("checkpoints/*/last.pt")) and time.time() < deadline and not job.done():
         time.sleep(0.02)

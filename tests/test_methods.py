@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from harness import catalog
-from harness.backbones import build_encoder
+from harness.builders import build_encoder
 from harness.config import load_config
 from harness.engine import StepInfo
-from methods.losses import byol_pair_loss, cosine_momentum, ema_update, rho_byol_loss
+from methods.losses import byol_pair_loss, rho_byol_loss
+from methods.momentum import cosine_momentum, ema_update
 
 
 def _method(name: str, *overrides: str):
@@ -22,7 +23,7 @@ def _method(name: str, *overrides: str):
         import tempfile
         from pathlib import Path
 
-        from harness.text import tokenizer_for
+        from harness.models.text import tokenizer_for
 
         method.tokenizer, _ = tokenizer_for(cfg.method_cfg.text, ["a red 3 moves up.", "a blue 5 shrinks."], {},
                                             Path(tempfile.mkdtemp()), log=lambda m: None)
@@ -126,7 +127,7 @@ def test_momentum_encoders_get_no_gradient_and_follow_the_cosine_schedule(name):
 
 
 def test_moco_queue_is_fifo_and_survives_a_checkpoint(tmp_path):
-    from harness.engine import atomic_save
+    from harness.storage import atomic_save
 
     method, _ = _method("rho_moco", "method.queue_size=5", "method.proj_dim=3")
     rows = torch.arange(1, 8, dtype=torch.float32)[:, None].repeat(1, 3)  # rows 1..7

@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from harness import paper, suite, tables
-from harness.board_html import page
+from harness import suite
 from harness.config import load_config
-from harness.results import format_table, leaderboard
+from harness.report import paper, tables
+from harness.report.filled import Cell, fill
+from harness.report.html import page
+from harness.report.leaderboard import format_table, leaderboard
 
 RHO = "feichtenhofer2021/rho"
 
@@ -40,7 +42,7 @@ UCF101 fine-tune ρ=2 | UCF101 fine-tune ρ=3 | UCF101 fine-tune ρ=4 |
 
 def test_the_rho_table_renders_the_papers_numbers_in_the_papers_layout():
     table = paper.load_definitions().table(RHO)
-    assert tables.markdown(tables.fill(table, [], "paper")) == EXPECTED_RHO_PAPER
+    assert tables.markdown(fill(table, [], "paper")) == EXPECTED_RHO_PAPER
 
 
 def test_every_reference_line_fills_exactly_one_cell_of_a_defined_table():
@@ -82,7 +84,7 @@ def _record(of: str, exp: paper.Experiment, value: float, seed: int = 0, **chang
     return rec
 
 
-def _cell(rendered, row: str, column: str) -> tables.Cell:
+def _cell(rendered, row: str, column: str) -> Cell:
     return next(c for line in rendered.cells for c in line if c.row == row and f"{c.group} {c.column}" == column)
 
 
@@ -96,14 +98,14 @@ def test_only_the_cells_own_experiment_fills_it():
     stale = _record("embedded", exp, 99.0, 4, code_version={"pretrain": "0.1", "protocol": "1.2"})
     other_rho = _record("embedded", paper.Experiment("rho_byol", "linear-cached", ("methods.rho_byol.rho=3",),
                                                      "digits-appearance", "top1"), 99.0, 5)
-    r = tables.fill(table, [*good, other_profile, stale, other_rho], "embedded")
+    r = fill(table, [*good, other_profile, stale, other_rho], "embedded")
     cell = _cell(r, "ρBYOL", "K400 linear ρ=2")
     assert cell.ours.values == [40.0, 50.0, 60.0] and cell.ours.std == pytest.approx(10.0)
     assert cell.ours.ci == pytest.approx((50 - 24.8414, 50 + 24.8414), abs=1e-3) and cell.ours.ci_kind == "seeds"
     assert _cell(r, "ρBYOL", "K400 linear ρ=1").status == "no run"
     assert "65.8 / 50.0 ± 10.0 [25.2, 74.8] (n=3) |" in tables.markdown(r)  # no difference: stand-in data
     # a record of another profile never fills a paper table
-    paper_table = tables.fill(table, [{**g, "profile": "embedded"} for g in good], "paper")
+    paper_table = fill(table, [{**g, "profile": "embedded"} for g in good], "paper")
     assert all(c.ours is None for line in paper_table.cells for c in line)
 
 
@@ -112,7 +114,7 @@ def test_paper_profile_cells_show_the_difference_and_one_seed_shows_its_bootstra
     table = defs.table(RHO)
     exp = paper.experiment(defs, table, 0, 1, "paper")  # ρMoCo, K400 linear, ρ = 2
     assert exp.task == "k400" and exp.protocol == "linear"
-    r = tables.fill(table, [_record("paper", exp, 64.8)], "paper")
+    r = fill(table, [_record("paper", exp, 64.8)], "paper")
     assert "| ρMoCo | 61.0 / no run | 65.8 / 64.8 [59.8, 69.8] (n=1) / -1.0 |" in tables.markdown(r)
     rows = list(csv.DictReader(tables.csv_text(r).splitlines()))
     hit = next(x for x in rows if x["row"] == "ρMoCo" and x["column"] == "ρ=2" and x["group"] == "K400 linear")
@@ -124,7 +126,7 @@ def test_paper_profile_cells_show_the_difference_and_one_seed_shows_its_bootstra
 
 def test_cells_the_harness_cannot_run_say_why():
     defs = paper.load_definitions()
-    r = tables.fill(defs.table("feichtenhofer2021/supervised"), [], "embedded")
+    r = fill(defs.table("feichtenhofer2021/supervised"), [], "embedded")
     assert _cell(r, "ρMoCo", " AVA (mAP)").status.startswith("n/a: no task for ava")
     assert _cell(r, "ρMoCo (IG-Curated-1M)", " UCF101").status == "n/a: no stand-in for pre-training on ig_curated_1m"
     scratch = paper.experiment(defs, defs.table("feichtenhofer2021/supervised"), 0, 0, "paper")
@@ -220,7 +222,7 @@ def test_released_checkpoints_scored_here_appear_as_extra_rows():
     rec.update(method="pretrained", config={"methods": {"pretrained": {"path": "/w/SLOW_8x8_R50_BYOL.pyth"}}})
     rec["identity"]["encoder"] = {"methods.pretrained.sha256": "ab12cd34ef", "methods.pretrained.format": "slowfast"}
     other = {**rec, "profile": "paper"}
-    r = tables.fill(table, [rec, other], "embedded")
+    r = fill(table, [rec, other], "embedded")
     assert r.released[0][0] == "SLOW_8x8_R50_BYOL.pyth (ab12cd34)" and len(r.released) == 1
     assert r.released[0][1][0].mean == 33.0 and r.released[0][1][1] is None  # scored by the probe only
     assert "| released: SLOW_8x8_R50_BYOL.pyth (ab12cd34) | – / 33.0 [28.0, 38.0] (n=1) |  |" in tables.markdown(r)

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from harness import catalog
 from harness.config import load_config
-from harness.data.moving_digits import write_mp4
+from harness.data.digits_video import write_mp4
 from harness.data.sampling import ViewLayout
 from harness.data.task import Task
 from protocols.base import EvalContext, aggregate_views, bootstrap_ci, score_views
@@ -276,7 +276,7 @@ def test_views_are_chunked_into_bounded_encoder_calls():
 
 
 def _classifier(frozen: bool, **kw):
-    from harness.backbones import build_encoder
+    from harness.builders import build_encoder
     from protocols.trained import Classifier
 
     cfg = load_config("ci")
@@ -300,7 +300,7 @@ def test_the_probe_bn_switch_keeps_or_re_estimates_the_backbone_statistics():
 
 def test_layer_wise_lr_decay_scales_each_block_of_the_encoder():
     """With decay d over L blocks, block i (stem = 0) gets d^(L - i) of the LR and the new layer 1."""
-    from harness.engine import param_groups
+    from harness.optim import param_groups
 
     m = _classifier(False, layer_decay=0.5)
     layers = m.encoder.layers()
@@ -316,7 +316,7 @@ def test_layer_wise_lr_decay_scales_each_block_of_the_encoder():
 
 @pytest.mark.parametrize("name", ["small3d", "r3d_18", "r2plus1d_18", "slow_r50"])
 def test_every_backbone_lists_its_blocks_in_depth_order(name):
-    from harness.backbones import build_encoder
+    from harness.builders import build_encoder
 
     cfg = load_config("ci", [f"backbone.name={name!r}"])
     enc = build_encoder(name, cfg.backbone_cfg, cfg.backbone.clip)

@@ -8,7 +8,8 @@ import multiprocessing as mp
 import pytest
 
 from harness.errors import ConfigError, StorageError
-from harness.results import format_table, leaderboard, load_records, variant_labels, write_record
+from harness.report.leaderboard import format_table, leaderboard, variant_labels
+from harness.report.records import load_records, write_record
 
 
 def _rec(method: str, scores: dict, seed: int = 0, profile: str = "embedded", protocol: str = "linear",

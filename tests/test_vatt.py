@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import harness.vit as vit
-from harness.backbones import build_encoder
+import harness.models.vatt as vit
+from harness.builders import build_encoder
 from harness.config import load_config
 from harness.data import streams
 from harness.data.datasets import PretrainClips, VideoSet
 from harness.errors import ConfigError
-from harness.text import TextTokenizer, load_tokenizer_file, tokenizer_for
+from harness.models.text import TextTokenizer, load_tokenizer_file, tokenizer_for
 from methods.configs import TextConfig
 from protocols.video_text import pair_ranks, recall_metrics
 

@@ -2,19 +2,22 @@
 decoder, the tokenizer stage (VQ-VAE and DALL-E's dVAE) and the method's data needs."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from harness import catalog
-from harness.backbone_configs import VIMPAC_LAYOUTS, VimpacNetConfig
-from harness.backbones import ClipSpec, build_encoder
+from harness.builders import build_encoder
 from harness.config import load_config
 from harness.data import sampling
 from harness.errors import ConfigError
-from harness.video_transformer import LAYOUTS, AxisAttention, TokenTransformer, Vimpac, line_attention
-from harness.vq import FrameVQVAE, luma_normalised, train_vqvae
+from harness.models.configs import VIMPAC_LAYOUTS, VimpacNetConfig
+from harness.models.encoder import ClipSpec
+from harness.models.vimpac import LAYOUTS, AxisAttention, TokenTransformer, Vimpac, line_attention
+from harness.models.vq import FrameVQVAE, luma_normalised, train_vqvae
 from methods.vimpac import block_limits, block_mask, blocks_for_ratio, expected_block_ratio, iid_mask
 
 # VIMPAC-pdf table 2: the masking ratio (%) that 4..8 blocks induce
@@ -169,7 +172,7 @@ def test_random_init_of_the_vimpac_backbone_gets_its_clip_shape():
     assert (cfg.backbone.clip.frames, cfg.backbone.clip.crop_size) == (5, 32)
     assert load_config("embedded", [], method="random_init").backbone.clip.frames == 8
     with pytest.raises(ConfigError, match="unknown backbone"):
-        from harness.config import _by_backbone
+        from harness.config.load import _by_backbone
         _by_backbone({}, {"vimpak": {}}, "vimpac")
 
 
@@ -217,12 +220,14 @@ def test_luma_normalised_frames_forget_colour_and_brightness():
 def test_tokenizer_stage_is_trained_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
     cfg = load_config("ci", ["backbones.vimpac.vq_steps=3", "backbones.vimpac.vq_frames=64"], method="vimpac")
+    from harness.pretraining import stage_for
+
     enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
     logs: list[str] = []
-    report = enc.prepare(cfg, progress=False, log=logs.append)
+    report = enc.prepare(replace(stage_for(cfg, progress=False), log=logs.append))
     assert report["tokenizer"] == "vqvae" and any("training the VQ-VAE" in m for m in logs)
     again = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
-    assert again.prepare(cfg, progress=False, log=logs.append) == report and "reusing" in logs[-1]
+    assert again.prepare(replace(stage_for(cfg, progress=False), log=logs.append)) == report and "reusing" in logs[-1]
     x = torch.rand(2, 3, 5, 32, 32)
     assert torch.equal(enc.tokens(x), again.tokens(x))
     assert not any(p.requires_grad for p in again.tokenizer.parameters())
@@ -233,7 +238,9 @@ def test_tokenizer_stage_is_trained_once_and_cached(tmp_path, monkeypatch):
 def test_tokenizer_depends_on_its_settings_only_and_leaves_the_run_random_state_alone(tmp_path, monkeypatch):
     """Whichever seed trains the shared tokenizer first, it is the same; and training or loading it does not
     move the run's random stream, so a seed's result does not depend on what the cache holds."""
-    from harness.runner import prepare_encoder
+    from types import SimpleNamespace
+
+    from harness.pretraining import prepare_stages, stage_for
 
     tokens, draws = [], []
     for run_seed, cache in ((1, "a"), (2, "b"), (2, "b")):  # the last one loads what the second trained
@@ -242,7 +249,7 @@ def test_tokenizer_depends_on_its_settings_only_and_leaves_the_run_random_state_
         torch.manual_seed(run_seed)
         enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip)
         expected = torch.get_rng_state()
-        prepare_encoder(enc, cfg, progress=False)
+        prepare_stages(SimpleNamespace(encoder=enc, prepare=lambda stage: None), stage_for(cfg, progress=False))
         assert torch.equal(torch.get_rng_state(), expected)
         tokens.append(enc.tokens(torch.rand(2, 3, 5, 32, 32, generator=torch.Generator().manual_seed(0))))
         draws.append(torch.rand(3))

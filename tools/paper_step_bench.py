@@ -28,9 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import catalog  # noqa: E402
-from harness.backbones import build_encoder  # noqa: E402
+from harness.builders import build_encoder  # noqa: E402
 from harness.config import load_config  # noqa: E402
-from harness.engine import StepInfo, build_optimizer, optimizer_step, prepare_model, use_bf16  # noqa: E402
+from harness.engine import StepInfo, optimizer_step, prepare_model, use_bf16  # noqa: E402
+from harness.optim import build_optimizer  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

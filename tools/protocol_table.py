@@ -6,7 +6,7 @@ run that made it is added in brackets).
 
     python tools/protocol_table.py results/runs --profile embedded
 
-It reads the records the way `bench leaderboard` does (harness.results), one row per method variant;
+It reads the records the way `bench leaderboard` does (harness.report.leaderboard), one row per method variant;
 the leaderboard shows one metric at a time, this shows the protocols' headline metrics together.
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.results import load_records, records_frame, t95  # noqa: E402
+from harness.report.leaderboard import records_frame, t95  # noqa: E402
+from harness.report.records import load_records  # noqa: E402
 
 ORDER = ["linear", "linear-cached", "finetune", "knn", "retrieval"]
 

@@ -25,7 +25,7 @@ from harness import catalog  # noqa: E402
 from harness.config import load_config  # noqa: E402
 from harness.data.datasets import LabelledViews, VideoSet  # noqa: E402
 from harness.data.sampling import ViewLayout  # noqa: E402
-from harness.vq import FrameVQVAE, sample_frames, train_vqvae  # noqa: E402
+from harness.models.vq import FrameVQVAE, sample_frames, train_vqvae  # noqa: E402
 
 
 def clips(cfg, split: str, n: int):

@@ -8,13 +8,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler, get_worker_info
+from torch.utils.data import Dataset, get_worker_info
 
-from harness.config import AugmentConfig, ClipConfig
+from harness.config.sections import AugmentConfig, ClipConfig
 from harness.data import sampling, streams
 from harness.data.transforms import ClipGeometry, ColourAugment, Normalize, resize_short_side, spatial_crops, to_video
 from harness.data.video import decode_frames, read_audio, truncation_slack
@@ -23,7 +22,7 @@ from harness.progress import progress_bar
 
 _STREAMS = streams.STREAMS
 
-__all__ = ["DataError", "BadVideos", "VideoSet", "PretrainClips", "LabelledViews", "EpochBatches", "collate"]
+__all__ = ["DataError", "BadVideos", "VideoSet", "PretrainClips", "LabelledViews", "collate"]
 
 
 @dataclass
@@ -70,6 +69,11 @@ class VideoSet:
 
     def path(self, i: int) -> Path:
         return self.root / self.entries[i]["path"]
+
+    def shorter_than(self, span: int) -> int:
+        """How many videos have fewer than `span` frames (a clip of them repeats its last frame, as the
+        papers' loaders do); the protocol card reports the count."""
+        return sum(0 < self.num_frames(i) < span for i in range(len(self)))
 
     def _ratio(self, i: int) -> float:
         """Source frames per target frame (1 when reading source frames)."""
@@ -351,48 +355,3 @@ def tokenize_captions(captions: list[list[list[str | None]]], tokenizer) -> dict
     ids, mask = tokenizer.encode([t or "" for t in flat])
     valid = torch.tensor([t is not None for t in flat])
     return {"text_ids": ids.view(b, v, k, -1), "text_mask": mask.view(b, v, k, -1), "text_valid": valid.view(b, v, k)}
-
-
-class EpochBatches(Sampler):
-    """Batches of (epoch, index) keys from a seeded permutation per epoch, resumable at any step.
-
-    Dropping the last partial batch keeps the batch size (and BN statistics) constant; the step
-    count is `epochs * (n // batch)`.
-    """
-
-    def __init__(self, n: int, batch_size: int, epochs: int, seed: int, start_step: int = 0):
-        if n < batch_size:
-            raise DataError(f"pre-training set has {n} videos, fewer than one batch of {batch_size}")
-        self.n, self.batch, self.epochs, self.seed, self.start = n, batch_size, epochs, seed, start_step
-        self.per_epoch = n // batch_size
-
-    @property
-    def total_steps(self) -> int:
-        return self.epochs * self.per_epoch
-
-    def __len__(self) -> int:
-        return self.total_steps - self.start
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        perm, perm_epoch = None, -1
-        for step in range(self.start, self.total_steps):
-            epoch, b = divmod(step, self.per_epoch)
-            if epoch != perm_epoch:  # one permutation per epoch, not per step
-                perm, perm_epoch = np.random.default_rng([self.seed, 99, epoch]).permutation(self.n), epoch
-            yield [(epoch, int(i)) for i in perm[b * self.batch:(b + 1) * self.batch]]
-
-
-class ShareOf(Sampler):
-    """One process's share of every batch of `batches` (the contiguous slice of rank `rank` of `world`), so
-    the processes of a `torchrun` run together read exactly the 1-process run's global batches in its order."""
-
-    def __init__(self, batches: Sampler, rank: int, world: int):
-        self.batches, self.rank, self.world = batches, rank, world
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for b in self.batches:
-            k = len(b) // self.world
-            yield b[self.rank * k:(self.rank + 1) * k]

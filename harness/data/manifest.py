@@ -12,9 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from harness.atomic import atomic_write
 from harness.errors import DataError
 
 
@@ -24,11 +22,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (see `harness.atomic`)."""
-    atomic_write(path, lambda f: json.dump(obj, f, indent=1))
 
 
 def content_checksum(entries: list[dict]) -> str:

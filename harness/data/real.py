@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.data import formats
-from harness.data.manifest import atomic_json
+from harness.data.source import Dataset, DatasetConfig
 from harness.data.task import Task
 from harness.errors import ConfigError, VideoDecodeError
 from harness.progress import progress_bar
+from harness.storage import atomic_json
 
 
 @dataclass
-class RealDatasetConfig:
+class RealDatasetConfig(DatasetConfig):
     """Where a copy lives; `split` picks UCF101's / HMDB51's official split (1, 2 or 3; "all": a run scores
     each and reports their mean and spread)."""
 
@@ -43,6 +44,9 @@ class RealDatasetConfig:
         p = f"datasets.{self.name}"
         if self.name in formats.SPLIT_AWARE and self.split not in ("1", "2", "3", "all"):
             raise ConfigError(f"{p}.split: 1, 2, 3 or all, got {self.split!r}")
+
+    def official_splits(self) -> tuple[str, ...]:
+        return ("1", "2", "3") if self.split == "all" else ()
 
     def check_copy(self) -> None:
         """That the copy is there: run before any work by the commands that read it (a profile may name
@@ -121,7 +125,7 @@ def load_index(name: str, listing: formats.Listing, cache_root: Path, progress: 
     return index
 
 
-class RealDataset:
+class RealDataset(Dataset):
     """A dataset read from the user's copy in its official layout; subclasses name the format."""
 
     name: ClassVar[str] = ""

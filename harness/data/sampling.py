@@ -1,7 +1,13 @@
-"""Clip samplers: which frame indices each clip of a video reads."""
+"""Samplers: which videos each training step reads (`EpochBatches`, and one process's share of them), and which
+frame indices each clip of a video reads."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
+from torch.utils.data import Sampler
+
+from harness.errors import DataError
 
 
 def clip_span(frames: int, stride: int) -> int:
@@ -80,3 +86,48 @@ class ViewLayout:
 
     def __repr__(self) -> str:
         return f"ViewLayout({self.temporal}x{self.spatial}{' + centre' if self.extra else ''})"
+
+
+class EpochBatches(Sampler):
+    """Batches of (epoch, index) keys from a seeded permutation per epoch, resumable at any step.
+
+    Dropping the last partial batch keeps the batch size (and BN statistics) constant; the step
+    count is `epochs * (n // batch)`.
+    """
+
+    def __init__(self, n: int, batch_size: int, epochs: int, seed: int, start_step: int = 0):
+        if n < batch_size:
+            raise DataError(f"pre-training set has {n} videos, fewer than one batch of {batch_size}")
+        self.n, self.batch, self.epochs, self.seed, self.start = n, batch_size, epochs, seed, start_step
+        self.per_epoch = n // batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.per_epoch
+
+    def __len__(self) -> int:
+        return self.total_steps - self.start
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        perm, perm_epoch = None, -1
+        for step in range(self.start, self.total_steps):
+            epoch, b = divmod(step, self.per_epoch)
+            if epoch != perm_epoch:  # one permutation per epoch, not per step
+                perm, perm_epoch = np.random.default_rng([self.seed, 99, epoch]).permutation(self.n), epoch
+            yield [(epoch, int(i)) for i in perm[b * self.batch:(b + 1) * self.batch]]
+
+
+class ShareOf(Sampler):
+    """One process's share of every batch of `batches` (the contiguous slice of rank `rank` of `world`), so
+    the processes of a `torchrun` run together read exactly the 1-process run's global batches in its order."""
+
+    def __init__(self, batches: Sampler, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for b in self.batches:
+            k = len(b) // self.world
+            yield b[self.rank * k:(self.rank + 1) * k]

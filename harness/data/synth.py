@@ -59,7 +59,7 @@ CLIP_SECONDS = 2
 NTSC = Fraction(30000, 1001)
 
 # One set of encoder options per codec, all single-threaded so the bytes depend on the seed alone.
-# x264: mbtree=0 for the reason given in moving_digits.write_mp4 (MB-tree read uninitialised padding).
+# x264: mbtree=0 for the reason given in digits_video.write_mp4 (MB-tree read uninitialised padding).
 CODEC_OPTIONS = {
     "libx264": {"crf": "23", "bf": "0", "g": "25", "sc_threshold": "0", "threads": "1", "preset": "fast",
                 "x264-params": "mbtree=0"},

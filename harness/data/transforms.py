@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from harness.config import AugmentConfig, ClipConfig
+from harness.config.sections import AugmentConfig, ClipConfig
 
 
 def to_video(frames) -> tv_tensors.Video:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.data import formats
-from harness.data.manifest import atomic_json
 from harness.errors import VideoDecodeError
 from harness.progress import progress_bar
+from harness.storage import atomic_json
 
 
 def _last_frame_index(path: str, frames: int) -> int:

@@ -2,67 +2,15 @@
 
 `small3d` is a light 3D CNN for the CPU profiles; `r3d_18`, `r2plus1d_18` come from torchvision's
 builders and `slow_r50` from pytorchvideo's (the paper's Slow-only R-50, 8x8 at 224). All are
-built untrained: weights from a path are loaded by the caller (`load_encoder_weights`).
+built untrained: weights from a path are loaded by the caller (`harness.models.encoder.load_encoder_weights`).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from harness import catalog
-from harness.backbone_configs import NoOptions, SlowR50Config, Small3DConfig
-from harness.config import ClipConfig
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """What an encoder reads: frames x stride at crop size, its normalisation and extra streams."""
-
-    frames: int
-    stride: int
-    crop_size: int
-    test_short_side: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    streams: tuple[str, ...] = ("video",)
-    fps: float = 0.0  # the rate the stride is counted at (0: each video's own frames)
-
-    @classmethod
-    def from_config(cls, c: ClipConfig, streams: tuple[str, ...] = ("video",)) -> ClipSpec:
-        return cls(c.frames, c.stride, c.crop_size, c.test_short_side, tuple(c.mean), tuple(c.std), streams, c.fps)
-
-
-class Encoder(nn.Module):
-    """Base class of every encoder: subclasses set `trunk` (-> (B, D, t, h, w) or (B, D)) and `feature_dim`."""
-
-    feature_dim: int
-    clip_spec: ClipSpec
-    channels_last: bool = False  # set by the engine on CUDA: inputs go channels_last_3d
-    feature_layer = "the encoder's output: global average pool of its last stage"  # for the protocol card
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        y = self.trunk(x)
-        return y.mean(dim=(2, 3, 4)) if y.dim() == 5 else y
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def layers(self) -> list[nn.Module]:
-        """The trunk's blocks from input to output (stem, stages): the depth order layer-wise LR decay
-        follows. pytorchvideo nets keep them in `blocks`; the others are the trunk's children."""
-        blocks = getattr(self.trunk, "blocks", None)
-        out = [m for m in (blocks if blocks is not None else self.trunk.children())
-               if any(True for _ in m.parameters())]
-        n_out, n_all = sum(p.numel() for m in out for p in m.parameters()), sum(p.numel() for p in self.parameters())
-        if n_out != n_all:
-            raise RuntimeError(f"{type(self).__name__}.layers() covers {n_out} of {n_all} parameters; override it")
-        return out
-
+from harness.models.configs import NoOptions, SlowR50Config, Small3DConfig
+from harness.models.encoder import ClipSpec, Encoder
 
 # ----------------------------------------------------------------------------- small3d
 
@@ -155,21 +103,3 @@ class SlowR50(Encoder):
         self.trunk = net  # blocks up to res5; Encoder.features pools globally (any T, H, W)
         self.feature_dim = 2048
         self.clip_spec = clip
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def build_encoder(name: str, cfg, clip: ClipConfig) -> Encoder:
-    """Construct a registered encoder from its options and the profile's clip settings."""
-    return catalog.BACKBONES.get(name)(cfg, ClipSpec.from_config(clip))
-
-
-def load_encoder_weights(encoder: Encoder, path: str | Path) -> None:
-    """Load an encoder state dict saved by this harness (`encoder.pt` or a checkpoint's `encoder`)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "encoder" in state:
-        state = state["encoder"]
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit this encoder (missing {missing[:3]}, unexpected {unexpected[:3]})")

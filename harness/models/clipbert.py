@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from harness.backbone_configs import CLIPBERT_SIZES, ClipBertNetConfig
-from harness.backbones import ClipSpec, Encoder
+from harness.models.configs import CLIPBERT_SIZES, ClipBertNetConfig
+from harness.models.encoder import ClipSpec, Encoder
 
 
 def _resnet(name: str, stages: int, weights: str) -> tuple[nn.Module, int]:

@@ -8,8 +8,6 @@ are the tokenizer's own (a trained one puts them first, BERT's `vocab.txt` at 0 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
@@ -17,6 +15,8 @@ from typing import Iterable, Literal
 import torch
 
 from harness.errors import ConfigError
+from harness.models.stage import Stage
+from harness.storage import atomic_write, content_key
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -120,8 +120,7 @@ def tokenizer_for(cfg: TextConfig, captions: Iterable[str], data: dict, cache_ro
         tok = load_tokenizer_file(cfg.path, cfg)
         report = {"tokenizer": "file", "path": str(cfg.path), "vocab": tok.get_vocab_size()}
     else:
-        key = hashlib.sha256(json.dumps({"kind": cfg.kind, "vocab": cfg.vocab_size, "lower": cfg.lowercase,
-                                         "data": data}, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        key = content_key({"kind": cfg.kind, "vocab": cfg.vocab_size, "lower": cfg.lowercase, "data": data})
         path = Path(cache_root) / "text-tokenizers" / f"{cfg.kind}-{key}.json"
         if path.exists():
             tok = Tokenizer.from_file(str(path))
@@ -130,9 +129,7 @@ def tokenizer_for(cfg: TextConfig, captions: Iterable[str], data: dict, cache_ro
             tok, trainer = _new(cfg)
             tok.train_from_iterator(list(captions), trainer=trainer)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(tok.to_str())
-            tmp.replace(path)  # whole or absent
+            atomic_write(path, lambda f: f.write(tok.to_str()))  # whole or absent
             log(f"trained a {cfg.kind} text tokenizer ({tok.get_vocab_size()} tokens) -> {path}")
         report = {"tokenizer": cfg.kind, "key": key, "vocab": tok.get_vocab_size()}
     if tok.get_vocab_size() > cfg.vocab_size:
@@ -143,6 +140,12 @@ def tokenizer_for(cfg: TextConfig, captions: Iterable[str], data: dict, cache_ro
 
 T5_SIZES = {  # layers, width, heads, head width, MLP width: a CPU size, T5-small (VATT's text tower), T5-base
     "tiny": (2, 128, 4, 32, 512), "small": (6, 512, 8, 64, 2048), "base": (12, 768, 12, 64, 3072)}
+
+
+def stage_tokenizer(stage: Stage, cfg: TextConfig, who: str) -> tuple[TextTokenizer, dict]:
+    """A method's text-tokenizer stage (VATT, ClipBERT): `tokenizer_for` on the pre-training captions the
+    runner's `stage` lists, cached under the identity of that data."""
+    return tokenizer_for(cfg, stage.captions(who), stage.identity(), stage.cache_root, stage.log)
 
 
 class T5Tower(torch.nn.Module):

@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.backbone_configs import VattNetConfig
-from harness.backbones import ClipSpec, Encoder
+from harness.models.configs import VattNetConfig
+from harness.models.encoder import ClipSpec, Encoder
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,16 @@ torch's scaled_dot_product_attention.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.backbone_configs import VimpacNetConfig
-from harness.backbones import ClipSpec, Encoder
+from harness.models.configs import VimpacNetConfig
+from harness.models.encoder import ClipSpec, Encoder
+from harness.models.stage import Stage
+from harness.storage import atomic_json, atomic_save
 
 # the settings that shape a trained VQ-VAE tokenizer (its cache key, with the frame size and the data)
 TOKENIZER_FIELDS = ("dvae_path", "codebook", "downsample", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch",
@@ -193,7 +194,7 @@ class Vimpac(Encoder):
 
     def __init__(self, cfg: VimpacNetConfig, clip: ClipSpec):
         super().__init__()
-        from harness import vq
+        from harness.models import vq
 
         self.cfg, self.clip_spec = cfg, clip
         if cfg.dvae_path:
@@ -214,7 +215,7 @@ class Vimpac(Encoder):
         self.tokenizer.eval()
 
     def _new_vqvae(self) -> nn.Module:
-        from harness import vq
+        from harness.models import vq
 
         c = self.cfg
         model = vq.FrameVQVAE(c.codebook, c.downsample, c.vq_width, c.vq_dim, c.vq_input)
@@ -244,36 +245,30 @@ class Vimpac(Encoder):
 
     # ------------------------------------------------------------------ the tokenizer stage
 
-    def prepare(self, cfg, progress: bool = True, log=None) -> dict:
+    def prepare(self, stage: Stage) -> dict:
         """Train this encoder's VQ-VAE on the pre-training videos, or load the one trained before with the
         same settings on the same data (`<cache>/tokenizers/<key>.pt`); a dVAE file needs nothing."""
-        from harness import catalog, vq
         from harness.data.datasets import VideoSet
-        from harness.data.manifest import atomic_json
-        from harness.engine import atomic_save
+        from harness.models import vq
 
-        log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        log = stage.log
         if self.cfg.dvae_path:
             return {"tokenizer": "dalle", "path": self.cfg.dvae_path}
-        name = cfg.pretrain.dataset
-        ds = catalog.DATASETS.get(name)
-        root, entries = ds.split(cfg.datasets[name], cfg.cache_root(), "pretrain", progress=progress)  # prepares it
-        ident = getattr(ds, "identity", None)
-        data = ident(cfg.datasets[name], cfg.cache_root()) if ident else {"name": name}
+        root, entries = stage.videos()  # prepares the data
         settings = {k: v for k, v in asdict(self.cfg).items() if k in TOKENIZER_FIELDS}
         if settings["vq_input"] == "rgb":  # named only when set, so earlier tokenizers keep their key
             del settings["vq_input"]
-        key = vq.tokenizer_key({**settings, "made": self.state_version}, data, self.clip_spec.crop_size)
-        path = cfg.cache_root() / "tokenizers" / f"vqvae-{key}.pt"
+        key = vq.tokenizer_key({**settings, "made": self.state_version}, stage.identity(), self.clip_spec.crop_size)
+        path = stage.cache_root / "tokenizers" / f"vqvae-{key}.pt"
         report_path = path.with_suffix(".json")
         if path.exists() and report_path.exists():
             self.tokenizer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             self.tokenizer.eval()
             log(f"reusing the VQ-VAE tokenizer {path}")
             return json.loads(report_path.read_text())
-        videos = VideoSet(root, entries, cache_frames=False, fps=cfg.backbone.clip.fps)
+        videos = VideoSet(root, entries, cache_frames=False, fps=stage.fps)
         log(f"training the VQ-VAE tokenizer ({self.cfg.codebook} codes, ÷{self.cfg.downsample}, {self.cfg.vq_input}) on "
-            f"{self.cfg.vq_frames} frames of {name} -> {path}")
+            f"{self.cfg.vq_frames} frames of {stage.dataset} -> {path}")
         frames = vq.sample_frames(videos, self.cfg.vq_frames, self.clip_spec.crop_size, self.cfg.vq_seed)
         # the tokenizer depends on its settings and data only: initialised from vq_seed, never the run's state
         with torch.random.fork_rng(devices=[]), torch.enable_grad():

@@ -11,8 +11,6 @@ restarts of dead codes): the parts of a VQ-VAE that decide whether the codebook 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from harness.errors import ConfigError
+from harness.storage import content_key
 
 DALLE_EPS = 0.1  # DALL-E's `map_pixels` squeezes [0, 1] into [eps, 1 - eps]
 
@@ -164,4 +163,4 @@ def sample_frames(videos, count: int, size: int, seed: int) -> torch.Tensor:
 def tokenizer_key(settings: dict, data: dict, size: int) -> str:
     """Names one trained tokenizer: its settings, the frames' size and the pre-training data it saw."""
     payload = {"settings": settings, "data": data, "size": size}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return content_key(payload)

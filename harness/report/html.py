@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 
-from harness.results import Board, cost_cells, task_emphasis
-from harness.tables import PAGE_STYLE
+from harness.report.leaderboard import Board, cost_cells, task_emphasis
+from harness.report.tables import PAGE_STYLE
 
 GROUP_NAMES = {"temporal": "temporally-heavy tasks", "spatial": "spatially-heavy tasks", "": "other tasks"}
 

@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PAPER_DIR = Path(__file__).resolve().parent.parent / "results" / "paper"
+PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
 SELECTORS = ("method", "pretrain_data", "backbone", "frames", "rho", "epochs", "variant", "protocol", "dataset",
              "metric")
 PAPERS = {"feichtenhofer2021": "A Large-Scale Study on Unsupervised Spatiotemporal Representation Learning",
@@ -376,7 +376,7 @@ def ours(records: list[dict], profile: str, exp: Experiment, path: str | None = 
     values = [statistics.mean(v) for _, v in sorted(by_seed.items())]
     ci, kind = None, ""
     if len(values) > 1:
-        from harness.results import t95
+        from harness.report.leaderboard import t95
 
         half = statistics.stdev(values) * t95(len(values)) / math.sqrt(len(values))
         ci, kind = (statistics.mean(values) - half, statistics.mean(values) + half), "seeds"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.tables import Rendered
+from harness.report.filled import Rendered
 
 
 def _pyplot():

@@ -1,32 +1,20 @@
-"""Run records (one self-describing JSON per run, written atomically) and the leaderboard derived from them.
-
-The leaderboard's rules, so that a number in it means one thing:
-- one row per method variant, one column per protocol:task;
-- a variant is named only by the settings that shape that method's encoder and that protocol's
-  measurement (the record's `identity`) and by the code versions that produced it: runs that
-  differ in any of them are never averaged together;
-- each cell is the mean over seeds (re-runs of one seed are averaged first, so they count once),
-  with a 95% confidence interval from Student's t when there are two seeds or more; a cell of one
-  seed shows the run's own bootstrap interval over test videos instead, in brackets.
-"""
+"""Run records: one self-describing JSON per run, written atomically, read back with a line for each file
+that is not one. What a record holds is built by `harness.report.record.build_record` (one docstring per key)."""
 from __future__ import annotations
 
-import errno
 import json
-import math
-import os
 import platform
 import subprocess
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.atomic import atomic_write
-from harness.config import DEFAULTS_PATH
-from harness.errors import ConfigError, StorageError
+from harness.errors import StorageError
+from harness.storage import atomic_write, describe_os_error
+
+ROOT = Path(__file__).resolve().parent.parent.parent  # the checkout holding harness/, methods/, protocols/
 
 RECORD_KEYS = ("method", "protocol", "profile", "seed", "results", "identity", "code_version")
 
@@ -49,7 +37,7 @@ def versions() -> dict[str, str]:
 
 def git_commit() -> str:
     """The commit of the harness's own checkout (+dirty), or "unknown" for an installed copy."""
-    root = DEFAULTS_PATH.parent.parent
+    root = ROOT
     if not (root / ".git").exists():
         return "unknown"
     try:
@@ -59,39 +47,6 @@ def git_commit() -> str:
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def check_writable(path: Path, what: str) -> None:
-    """Fail now, with one line, if `path` could not take a file: a file in the way, a read-only or full
-    file system. Creates nothing: the probe goes into the deepest folder that exists and is removed."""
-    path = Path(path)
-    probe_dir = path
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise StorageError(f"{what} {path}: {probe_dir} is a file, not a folder")
-    probe = probe_dir / f".bench-write-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    try:
-        with open(probe, "wb") as f:
-            f.write(b"\0" * 65536)  # a record's size: a full disk fails here, not after pre-training
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        raise StorageError(f"{what} {path} cannot be written ({describe_os_error(e)})") from None
-    finally:
-        try:
-            probe.unlink()
-        except OSError:
-            pass
-
-
-def describe_os_error(e: OSError) -> str:
-    return {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
-            errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"}.get(
-        e.errno, e.strerror or str(e))
 
 
 def write_record(record: dict[str, Any], directory: Path) -> Path:
@@ -109,9 +64,6 @@ def write_record(record: dict[str, Any], directory: Path) -> Path:
     except OSError as e:
         raise StorageError(f"run record {final} could not be written ({describe_os_error(e)}); nothing was saved") from None
     return final
-
-
-# ----------------------------------------------------------------------------- reading
 
 
 def load_records(directory: Path) -> tuple[list[dict], list[str]]:
@@ -139,245 +91,48 @@ def load_records(directory: Path) -> tuple[list[dict], list[str]]:
     return records, skipped
 
 
-def _label_value(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v)
+def build_record(cfg, results: list, card: dict, *, pretrain: dict, stages: dict, pretrain_key: str | None,
+                 pretrain_version: str | None, protocol_version: str, scored_encoder: str, datasets: dict,
+                 costs: dict, started: str) -> dict[str, Any]:
+    """The run record (schema 2), every key of it here. `cfg` is the run's `Config`; `results` its protocol's
+    `TaskResult`s; `card` the protocol's card (`Protocol.card`, with what it read).
 
+    - `schema`: 2, the layout of this record.
+    - `method`, `protocol`, `profile`, `backbone`, `seed`: what ran.
+    - `tasks`: the tasks scored, in the protocol's order (`<task>@split<k>` for one official split).
+    - `results`: per task its metrics (percent), costs, counts, unreadable videos, bootstrap CIs and extras.
+    - `code_version`: of the training path that made the encoder (None without pre-training) and of the
+      protocol; runs of different versions are never averaged.
+    - `identity`: the settings that shape the encoder (`encoder`) and the measurement (`protocol`), flat;
+      the leaderboard's rows are told apart by them.
+    - `protocol_card`: how the number was measured (views, resolutions, splits, short and unreadable
+      videos) and which encoder was scored (its key, or the file / the untrained encoder).
+    - `datasets`: the identity of every copy the run read; `unreadable_videos`: what it left out.
+    - `pretrain`: what pre-training did or reused (steps, time, loss curves, its own key and data).
+    - `tokenizer`, `text_tokenizer`: the reports of an encoder's or a method's stage, when it has one.
+    - `costs`: seconds in total, pre-training and protocol, device, precision, threads, processes.
+    - `config`, `config_files`: the whole resolved configuration and the files it came from.
+    - `pretrain_key`: names the cached encoder (None without pre-training).
+    - `versions`, `git_commit`, `host`, `started`, `finished`, `command`, `cwd`: where and when it ran.
+    - `id`: added when the record is written (`write_record`).
+    """
+    import os
+    import sys
+    from dataclasses import asdict
 
-def _identity(r: dict) -> dict[str, Any]:
-    """The record's variant-defining settings, flat: its identity plus the code versions it ran."""
-    out = {**r["identity"].get("encoder", {}), **r["identity"].get("protocol", {})}
-    cv = r.get("code_version", {})
-    if cv.get("pretrain") is not None:
-        out["code.pretrain"] = cv["pretrain"]
-    out[f"code.{r['protocol']}"] = cv.get("protocol")
-    return out
-
-
-DEFAULT = "default"  # an option a record leaves out because it was at its default
-
-
-def _value(r: dict, flat: dict, key: str) -> Any:
-    """A record's value of a variant key; DEFAULT for an option of its own protocol it leaves out (identities
-    name an option with a default only when it is set: `protocol_identity`); None where the key does not
-    apply (another protocol's settings, pre-training keys of a run without pre-training)."""
-    if key in flat:
-        return flat[key]
-    if key.startswith(f"protocols.{r['protocol']}."):
-        return DEFAULT
-    return None
-
-
-def variant_labels(records: list[dict]) -> list[str]:
-    """Per record, the settings that set it apart from other runs of its (profile, method), e.g.
-    'pretrain.epochs=120'; '' where all of them agree. A key only counts among the runs it applies to,
-    so another protocol's settings never label a run, nor pre-training keys a method without it; the
-    runs that left an option of their protocol at its default are told apart from those that set it,
-    and carry no label for it (they sit in the row of the method's default runs)."""
-    flats = [_identity(r) for r in records]
-    groups: dict[tuple, list[int]] = {}
-    for i, r in enumerate(records):
-        groups.setdefault((r["profile"], r["method"]), []).append(i)
-    labels = [""] * len(records)
-    for members in groups.values():
-        keys = sorted({k for i in members for k in flats[i]})
-        values = {k: {i: _value(records[i], flats[i], k) for i in members} for k in keys}
-        differ = [k for k in keys if len({json.dumps(v, sort_keys=True) for v in values[k].values() if v is not None}) > 1]
-        if "backbone.name" in differ:  # the clip shape comes with the backbone (`by_backbone`): its name says it
-            differ = [k for k in differ if not k.startswith("backbone.clip.")]
-        for i in members:
-            labels[i] = ", ".join(f"{k}={_label_value(values[k][i])}" for k in differ
-                                  if values[k][i] not in (None, DEFAULT))
-    return labels
-
-
-def records_frame(records: list[dict]):
-    """One row per (run, task) with the metrics flattened; `variant` names what sets the run apart."""
-    import pandas as pd
-
-    rows = []
-    for r, variant in zip(records, variant_labels(records)):
-        pre = r.get("pretrain") or {}
-        cost = {"pretrain_s": pre.get("seconds", float("nan")), "clips_per_s": pre.get("clips_per_s", float("nan")),
-                "peak_gb": pre.get("peak_memory_gb", float("nan")),
-                "device": (r.get("versions") or {}).get("gpu") or (r.get("costs") or {}).get("device", "")}
-        for t in r["results"]:
-            rows.append({"id": r.get("id"), **cost, "profile": r["profile"], "method": r["method"],
-                         "row": r["method"] if not variant else f"{r['method']} [{variant}]",
-                         "protocol": r["protocol"], "task": t["task"], "column": f"{r['protocol']}:{t['task']}",
-                         "seed": r["seed"], "unreadable": tuple(r.get("unreadable_videos", [])), **t["metrics"],
-                         **{f"{k}@lo": v[0] for k, v in t.get("ci95", {}).items()},
-                         **{f"{k}@hi": v[1] for k, v in t.get("ci95", {}).items()}})
-    return pd.DataFrame(rows)
-
-
-@dataclass
-class Board:
-    """The leaderboard: per (profile, row) and protocol:task column, the mean, CI half-width and seed count."""
-
-    metric: str
-    mean: Any  # DataFrame: (profile, row) x column
-    ci95: Any  # DataFrame: half-width of the 95% interval over seeds; NaN with one seed
-    n: Any  # DataFrame: seeds behind each cell
-    seeds: Any  # Series: distinct seeds of each row
-    notes: Any  # Series: what the reader must know about a row (unreadable videos)
-    boot_lo: Any = None  # DataFrames: the bootstrap interval over test videos of one-seed cells (NaN otherwise)
-    boot_hi: Any = None
-    ids: Any = None  # DataFrame: the ids of the records behind each cell (lists)
-    costs: Any = None  # DataFrame per row: pretrain_s (mean), clips_per_s (mean), peak_gb (max), device
-
-    @property
-    def empty(self) -> bool:
-        return self.mean.empty
-
-
-def t95(n: int) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1))
-
-
-def leaderboard(records: list[dict], metric: str = "top1", profile: str | None = None) -> Board:
-    """Method variant x protocol:task table of `metric`: mean over seeds, with a 95% CI."""
-    df = records_frame(records)
-    if df.empty:
-        raise ConfigError("no run records yet: try `bench run --method rho_byol --protocol linear`")
-    metrics = sorted({k for r in records for t in r.get("results", []) for k in t.get("metrics", {})})
-    if metric not in df:
-        raise ConfigError(f"--metric {metric!r} is not in the records; they have: {', '.join(metrics)}")
-    df = df[df[metric].notna()]  # protocols without this metric (retrieval reports R@k) leave no empty column
-    if profile is not None:
-        have = sorted(df.profile.unique())
-        df = df[df.profile == profile]
-        if df.empty:
-            raise ConfigError(f"no runs with profile {profile!r}; runs exist for: {', '.join(have)}")
-    keys = ["profile", "row", "column"]
-    per_seed = df.groupby([*keys, "seed"])[metric].mean().reset_index()  # re-runs of a seed count once
-    agg = per_seed.groupby(keys)[metric].agg(["mean", "std", "count"])
-    agg["ci95"] = [s * t95(int(n)) / math.sqrt(n) if n > 1 else float("nan")
-                   for s, n in zip(agg["std"], agg["count"])]
-    mean = agg["mean"].unstack("column")
-    ci = agg["ci95"].unstack("column")
-    n = agg["count"].unstack("column")
-    bounds = []
-    for side in ("lo", "hi"):  # one seed: its bootstrap interval (re-runs of the seed: their mean bounds)
-        col = f"{metric}@{side}"
-        b = (df.groupby(keys)[col].mean() if col in df else agg["mean"] * float("nan")).where(agg["count"] == 1)
-        bounds.append(b.unstack("column"))
-    seeds = per_seed.groupby(["profile", "row"])["seed"].nunique().rename("seeds")
-    bad = df.groupby(["profile", "row"])["unreadable"].agg(lambda s: len({p for t in s for p in t}))
-    notes = bad.map(lambda k: f"{k} unreadable videos left out" if k else "").rename("notes")
-    idx = mean.sort_index().index
-    cols = sorted(mean.columns, key=lambda c: (EMPHASIS_ORDER.index(task_emphasis(c)), c))
-    ids = df.groupby(keys)["id"].agg(lambda s: sorted(set(s))).unstack("column")
-    costs = df.drop_duplicates("id").groupby(["profile", "row"]).agg(
-        pretrain_s=("pretrain_s", "mean"), clips_per_s=("clips_per_s", "mean"), peak_gb=("peak_gb", "max"),
-        device=("device", lambda s: ", ".join(sorted({d for d in s if d}))))
-    return Board(metric, mean.reindex(index=idx, columns=cols), ci.reindex(index=idx, columns=cols),
-                 n.reindex(index=idx, columns=cols), seeds.reindex(idx), notes.reindex(idx),
-                 bounds[0].reindex(index=idx, columns=cols), bounds[1].reindex(index=idx, columns=cols),
-                 ids.reindex(index=idx, columns=cols), costs.reindex(idx))
-
-
-EMPHASIS_ORDER = ("temporal", "spatial", "")
-EMPHASIS_MARK = {"temporal": "[T] ", "spatial": "[S] ", "": ""}
-
-
-def task_emphasis(column: str) -> str:
-    """"temporal", "spatial" or "" for a protocol:task column (an official split counts as its task)."""
-    from harness import catalog
-
-    task = column.split(":", 1)[-1].split("@", 1)[0]
-    return catalog.TASKS.get(task).emphasis if task in catalog.TASKS else ""
-
-
-def format_table(board: Board, fmt: str = "markdown") -> str:
-    """Markdown (cells "mean ± CI" over seeds, or "mean [low, high]" with a one-seed bootstrap
-    interval; seeds and notes columns) or tidy CSV (one line per cell)."""
-    def num(x: float) -> str:
-        return "" if x != x else f"{x:.6g}"
-
-    if fmt == "csv":
-        rows = ["profile,method,column,mean,ci95,seeds,boot_low,boot_high"]
-        for (prof, row), line in board.mean.iterrows():
-            for col, v in line.items():
-                if v == v:  # not NaN
-                    at = ((prof, row), col)
-                    rows.append(",".join([prof, _csv(row), col, f"{v:.6g}", num(board.ci95.loc[at]),
-                                          str(int(board.n.loc[at])), num(board.boot_lo.loc[at]),
-                                          num(board.boot_hi.loc[at])]))
-        return "\n".join(rows)
-    cols = list(board.mean.columns)
-    show_notes = bool((board.notes != "").any())
-    show_costs = board.costs is not None and bool(board.costs["pretrain_s"].notna().any())
-    cost_heads = ["pre-train min", "clips/s", "peak GB", "device"] if show_costs else []
-    header = ["profile", "method", *(EMPHASIS_MARK[task_emphasis(c)] + c for c in cols), "seeds", *cost_heads,
-              *(["notes"] if show_notes else [])]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for (prof, row), line in board.mean.iterrows():
-        counts = board.n.loc[(prof, row)]
-        most = int(board.seeds.loc[(prof, row)])
-        cells = []
-        for col in cols:
-            v, ci, k = line[col], board.ci95.loc[(prof, row), col], counts[col]
-            if v != v:
-                cells.append("")
-                continue
-            lo, hi = board.boot_lo.loc[(prof, row), col], board.boot_hi.loc[(prof, row), col]
-            text = f"{v:.1f}" + (f" ± {ci:.1f}" if ci == ci else f" [{lo:.1f}, {hi:.1f}]" if lo == lo else "")
-            cells.append(text + (f" (n={int(k)})" if int(k) != most else ""))
-        notes = [board.notes.loc[(prof, row)]] if show_notes else []
-        costs = cost_cells(board.costs.loc[(prof, row)]) if show_costs else []
-        lines.append("| " + " | ".join([prof, row, *cells, str(most), *costs, *notes]) + " |")
-    if any(task_emphasis(c) for c in cols):
-        lines += ["", "[T] temporally-heavy task (motion decides the class), [S] spatially-heavy task (one frame does)."]
-    return "\n".join(lines)
-
-
-def cost_cells(c) -> list[str]:
-    """Pre-training minutes, clips/s, peak GPU memory (GB) and device of one row, blank where unknown."""
-    def f(x: float, fmt: str) -> str:
-        return "" if x != x else format(x, fmt)
-
-    return [f(c["pretrain_s"] / 60, ".1f"), f(c["clips_per_s"], ".0f"), f(c["peak_gb"], ".1f") if c["peak_gb"] else "",
-            c["device"]]
-
-
-def _csv(text: str) -> str:
-    return f'"{text}"' if ("," in text or '"' in text) else text
-
-
-# ----------------------------------------------------------------------------- step throughput (bench perf)
-
-
-def load_perf(results_root: Path) -> list[dict]:
-    """The `bench perf` records under `<results>/perf/`, newest last; unreadable files are skipped."""
-    out = []
-    for p in sorted((Path(results_root) / "perf").glob("*.json")):
-        try:
-            body = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(body, dict) and body.get("kind") == "perf":
-            out.append(body)
-    return out
-
-
-def perf_table(perf: list[dict]) -> str:
-    """The newest `bench perf` figures per (method, backbone, profile, device): compute-only clips/s of each
-    mode, the loader with the most workers, the full step and its data wait; '' when there are none."""
-    newest: dict[tuple, dict] = {}
-    for b in perf:
-        newest[(b["method"], b["backbone"], b["profile"], b.get("dataset", "?"), b.get("versions", {}).get("gpu", "cpu"))] = b
-    if not newest:
-        return ""
-    lines = ["| method | backbone | profile | data | device | compute clips/s by mode (peak GB) | loader clips/s | "
-             "full step clips/s (data wait) |", "|---|---|---|---|---|---|---|---|"]
-    for (method, backbone, profile, data, device), b in sorted(newest.items()):
-        modes = ", ".join(f"{m} {r['clips_per_s']:.0f} ({r['peak_gb']:.1f})" if "clips_per_s" in r else f"{m} failed"
-                          for m, r in b["compute"].items())
-        loader = max(b.get("loader", {}).items(), key=lambda kv: int(kv[0].split("=")[1]), default=None)
-        full = b.get("full") or {}
-        lines.append(f"| {method} | {backbone} | {profile} | {data} | {device} | {modes} | "
-                     + (f"{loader[1]['clips_per_s']:.0f} ({loader[0]})" if loader else "") + " | "
-                     + (f"{full['clips_per_s']:.0f} ({100 * full['data_wait_fraction']:.0f}%)" if full else "") + " |")
-    return "\n".join(lines)
+    unreadable = sorted({*pretrain.get("bad_videos", {}), *(p for r in results for p in r.bad_videos)})
+    return {
+        "schema": 2,
+        "method": cfg.method, "protocol": cfg.protocol, "profile": cfg.profile, "backbone": cfg.backbone.name,
+        "seed": cfg.run.seed, "tasks": [r.task for r in results], "results": [asdict(r) for r in results],
+        "code_version": {"pretrain": pretrain_version, "protocol": protocol_version},
+        "identity": {"encoder": cfg.encoder_identity(cfg.pretrains), "protocol": cfg.protocol_identity()},
+        "protocol_card": {"protocol": cfg.protocol, **card, "scored_encoder": scored_encoder},
+        "datasets": datasets, "unreadable_videos": unreadable,
+        "pretrain": pretrain, **stages,
+        "costs": costs,
+        "config": cfg.to_dict(), "config_files": cfg.sources, "pretrain_key": pretrain_key,
+        "versions": versions(), "git_commit": git_commit(), "host": platform.node(),
+        "started": started, "finished": datetime.now(timezone.utc).isoformat(),
+        "command": " ".join(sys.argv), "cwd": os.getcwd(),
+    }

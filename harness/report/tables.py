@@ -3,7 +3,7 @@
 A cell shows the paper's number, ours (mean over seeds ± their standard deviation, the seed count, and
 the 95% interval: over seeds with two or more, else the run's bootstrap interval over test videos) and,
 under the `paper` profile, the difference ours − paper. Under `embedded`/`ci` the tasks stand in for the
-papers' data (harness.paper), so the difference is left out: the numbers measure different things.
+papers' data (`harness.report.paper`), so the difference is left out: the numbers measure different things.
 Cells without a matching record say `no run`; cells the harness cannot run say `n/a` (the CSV says why).
 Released checkpoints scored with `pretrained` appear under each table as extra rows.
 """
@@ -11,79 +11,9 @@ from __future__ import annotations
 
 import html
 import io
-from dataclasses import dataclass
-from pathlib import Path
 
-from harness import paper
-
-
-@dataclass
-class Cell:
-    row: str
-    group: str
-    column: str
-    reference: paper.Reference | None
-    experiment: paper.Experiment | None
-    why_not: str  # why the harness cannot run it ("" when it can)
-    ours: paper.Ours | None
-
-    @property
-    def paper_value(self) -> float | None:
-        return self.reference.value if self.reference else None
-
-    @property
-    def status(self) -> str:
-        return "ok" if self.ours else f"n/a: {self.why_not}" if self.why_not else "no run"
-
-
-@dataclass
-class Rendered:
-    table: paper.Table
-    profile: str
-    cells: list[list[Cell]]  # rows x columns
-    released: list[tuple[str, list[paper.Ours | None]]]  # checkpoint label, one entry per column
-
-    @property
-    def stand_in(self) -> bool:
-        return self.profile in paper.load_definitions().stand_in.profiles
-
-    def diff(self, c: Cell) -> float | None:
-        if self.stand_in or c.ours is None or c.paper_value is None:
-            return None
-        return c.ours.mean - c.paper_value
-
-
-def fill(table: paper.Table, records: list[dict], profile: str, config_path: str | None = None) -> Rendered:
-    defs = paper.load_definitions()
-    rows = []
-    for i, row in enumerate(table.rows):
-        line = []
-        for j, col in enumerate(table.columns):
-            exp = paper.experiment(defs, table, i, j, profile, config_path)
-            why = exp.reason if isinstance(exp, paper.NotRunnable) else ""
-            exp = None if why else exp
-            line.append(Cell(row.label, col.group, col.label, defs.reference(table, i, j), exp, why,
-                             paper.ours(records, profile, exp, config_path) if exp else None))
-        rows.append(line)
-    return Rendered(table, profile, rows, released(rows, records, profile, config_path))
-
-
-def released(rows: list[list[Cell]], records: list[dict], profile: str, config_path: str | None) -> list:
-    """Released checkpoints (`pretrained` records of this profile), one row per file content, filled in the
-    columns whose task they were scored on the way the column measures it."""
-    found: dict[str, list[list[dict]]] = {}
-    columns = [next((r[j].experiment for r in rows if r[j].experiment), None) for j in range(len(rows[0]) if rows else 0)]
-    for j, exp in enumerate(columns):
-        for r in records:
-            if exp is None or r.get("method") != "pretrained" or not paper.same_measurement(r, profile, exp, config_path):
-                continue
-            sha = r["identity"]["encoder"].get("methods.pretrained.sha256", "?")
-            name = Path(r.get("config", {}).get("methods", {}).get("pretrained", {}).get("path", "?")).name
-            found.setdefault(f"{name} ({sha[:8]})", [[] for _ in columns])[j].append(r)
-    return [(label, [paper.ours(recs, profile, paper.Experiment("pretrained", exp.protocol, (), exp.task, exp.metric),
-                                config_path, check=False) if recs else None for recs, exp in zip(per_col, columns)])
-            for label, per_col in found.items()]
-
+from harness.report import paper
+from harness.report.filled import Cell, Rendered
 
 # ----------------------------------------------------------------------------- formats
 
@@ -272,27 +202,3 @@ def render(r: Rendered, fmt: str) -> str:
     if fmt == "html":
         return html_table(r)
     raise paper.ConfigError(f"--format {fmt!r}: one of md, csv, tex, html")
-
-
-def write_all(done: list[Rendered], out_dir: Path, runs_dir: Path) -> list[Path]:
-    """Every table in md, csv and tex, one HTML page linking the records, and the plots; returns the files."""
-    import os
-
-    from harness import plots
-    from harness.atomic import atomic_write
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for r in done:
-        for fmt, ext in (("md", "md"), ("csv", "csv"), ("tex", "tex")):
-            path = out_dir / f"{r.table.paper}-{r.table.name}.{ext}"
-            text = render(r, fmt)
-            atomic_write(path, lambda f, text=text: f.write(text + "\n"))
-            written.append(path)
-        written += plots.accuracy_vs_selector(r, out_dir) + plots.accuracy_vs_cost(r, out_dir)
-    href = os.path.relpath(runs_dir, out_dir).replace(os.sep, "/") + "/"
-    page = html_page(f"Paper tables, profile {done[0].profile}" if done else "Paper tables",
-                     "\n".join(html_table(r, href) for r in done))
-    path = out_dir / "index.html"
-    atomic_write(path, lambda f: f.write(page))
-    return [*written, path]

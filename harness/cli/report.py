@@ -1,0 +1,99 @@
+"""`bench tables` and `bench leaderboard`: the papers' tables and the leaderboard, derived from the run records."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from harness.cli.app import ConfigOpt, ProfileOpt, ResultsOpt, _friendly, _load, app
+from harness.errors import ConfigError
+from harness.report.records import load_records
+
+
+@app.command()
+def tables(
+    paper_: Optional[str] = typer.Option(None, "--paper", metavar="NAME",
+                                         help="feichtenhofer2021 | tan2021vimpac | akbari2021vatt (default: all)"),
+    table: Optional[str] = typer.Option(None, "--table", metavar="NAME", help="one table, e.g. rho"),
+    profile: Optional[str] = ProfileOpt,
+    fmt: str = typer.Option("md", "--format", "-f", metavar="FMT", help="md | csv | tex | html"),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="KEY=V1,V2",
+                                             help="only the rows and columns with these selector values"),
+    out: Optional[str] = typer.Option(None, "--out", metavar="DIR",
+                                      help="also write every format and the plots there (e.g. results/tables)"),
+    config: Optional[str] = ConfigOpt,
+    results_dir: Optional[str] = ResultsOpt,
+):
+    """The papers' tables in their layout: per cell the paper's number, ours (mean ± std over seeds, 95%
+    interval, seed count) and, under the paper profile, the difference; cells without runs are marked."""
+    with _friendly():
+        from harness.report import paper
+        from harness.report import tables as t
+        from harness.report.filled import fill
+        from harness.report.publish import write_all
+        from harness.suite import parse_only
+
+        if fmt not in ("md", "markdown", "csv", "tex", "html"):
+            raise ConfigError(f"--format {fmt!r}: one of md, csv, tex, html")
+        cfg = _load(profile, config=config, results_dir=results_dir)
+        records, skipped = load_records(cfg.runs_dir())
+        for line in skipped:
+            typer.echo(f"warning: skipped {line}", err=True)
+        keep = parse_only(only or [])
+        chosen = [paper.restrict(tab, keep) for tab in paper.load_definitions().select(paper_, table)]
+        done = [fill(tab, records, cfg.profile, config) for tab in chosen]
+        if fmt == "html":
+            typer.echo(t.html_page(f"Paper tables, profile {cfg.profile}", "\n".join(t.html_table(r) for r in done)))
+        elif fmt == "csv":
+            typer.echo("\n".join([t.CSV_HEAD] + [line for r in done for line in t.csv_text(r).splitlines()[1:]]))
+        else:
+            typer.echo("\n\n".join(t.render(r, fmt) for r in done))
+        if out:
+            for path in write_all(done, Path(out) / cfg.profile, cfg.runs_dir()):
+                typer.echo(f"wrote {path}", err=True)
+
+
+
+@app.command()
+def leaderboard(
+    fmt: str = typer.Option("markdown", "--format", "-f", metavar="FMT",
+                            help="markdown | csv | html (writes <results>/leaderboard.html)"),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", metavar="NAME", help="only this profile"),
+    metric: str = typer.Option("top1", "--metric", metavar="NAME",
+                               help="top1 | top5 (all views) | top1_1view | top5_1view (centre view) | "
+                                    "R@1 ... (retrieval)"),
+    results_dir: Optional[str] = ResultsOpt,
+    config: Optional[str] = ConfigOpt,
+):
+    """Recorded runs as a method-variant x protocol:task table, temporally-heavy tasks first: mean over seeds
+    ± 95% CI (one seed: its bootstrap interval over test videos, in brackets) and each row's cost."""
+    with _friendly():
+        if fmt not in ("markdown", "csv", "html"):
+            raise ConfigError(f"--format {fmt!r}: choose markdown, csv or html")
+        cfg = _load(config=config, results_dir=results_dir)
+        records, skipped = load_records(cfg.runs_dir())
+        if not records:
+            why = f" ({len(skipped)} other files skipped, e.g. {skipped[0]})" if skipped else ""
+            raise ConfigError(f"no run records in {cfg.runs_dir()}{why}: try `bench run --method rho_byol` "
+                              "or name another folder with --results-dir")
+        for line in skipped:
+            typer.echo(f"warning: skipped {line}", err=True)
+        from harness.report.leaderboard import format_table
+        from harness.report.leaderboard import leaderboard as make_leaderboard
+        from harness.report.throughput import load_perf, perf_table
+
+        board = make_leaderboard(records, metric=metric, profile=profile)
+        if fmt == "html":
+            from harness.report.html import page
+            from harness.storage import atomic_write
+
+            path = cfg.results_root() / "leaderboard.html"
+            text = page(board, "runs/", f"Leaderboard ({profile or 'all profiles'}, {metric})")
+            atomic_write(path, lambda f: f.write(text))
+            typer.echo(f"wrote {path} (open it in a browser; its links lead to the records in {cfg.runs_dir()})")
+            return
+        typer.echo(format_table(board, fmt))
+        steps = perf_table(load_perf(cfg.results_root())) if fmt == "markdown" else ""
+        if steps:
+            typer.echo(f"\nStep throughput, the newest `bench perf` of each method and backbone:\n\n{steps}")
