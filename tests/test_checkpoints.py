@@ -107,3 +107,90 @@ def test_bench_run_scores_a_checkpoint_file_named_by_its_content(tmp_path, cache
     sha = rec["identity"]["encoder"]["methods.pretrained.sha256"]
     assert rec["method"] == "pretrained" and rec["protocol_card"]["scored_encoder"].endswith(f"(sha256 {sha})")
     assert main(["run", "--method", "pretrained", "-p", "ci", "-q", "--results-dir", str(results)]) == 2
+
+
+def _d2_names(tv: dict) -> dict:
+    """A torchvision ResNet-50 state dict under Detectron2's names (as grid-feat's R-50 is saved), with a
+    detection head that the loader must drop."""
+    import re
+
+    out = {}
+    for k, v in tv.items():
+        if k.startswith("fc.") or k.endswith("num_batches_tracked"):
+            continue
+        if k == "conv1.weight":
+            out["backbone.bottom_up.stem.conv1.weight"] = v
+        elif k.startswith("bn1."):
+            out[f"backbone.bottom_up.stem.conv1.norm.{k[4:]}"] = v
+        else:
+            m = re.match(r"layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.[01])\.(\w+)$", k)
+            res, blk, part, p = int(m[1]) + 1, m[2], m[3], m[4]
+            name = {"downsample.0": "shortcut", "downsample.1": "shortcut.norm"}.get(part) or (
+                part if part.startswith("conv") else f"conv{part[-1]}.norm")
+            out[f"backbone.bottom_up.res{res}.{blk}.{name}.{p}"] = v
+    out["roi_heads.box_predictor.cls_score.weight"] = torch.zeros(3, 4)
+    return out
+
+
+def test_clipbert_cnn_weights_load_exactly_in_either_layout_and_foreign_files_are_refused(tmp_path):
+    import torchvision
+
+    from harness.models.clipbert import _resnet
+
+    g = torch.Generator().manual_seed(0)
+    tv = {k: _like(v, g) for k, v in torchvision.models.resnet50().state_dict().items()}
+    torch.save(tv, tmp_path / "tv.pt")
+    cnn, width, bgr = _resnet("resnet50", 4, str(tmp_path / "tv.pt"))
+    assert width == 2048 and not bgr
+    assert torch.equal(cnn[0].weight, tv["conv1.weight"])
+    assert torch.equal(cnn[7][2].bn3.running_var, tv["layer4.2.bn3.running_var"])
+
+    torch.save({"model": _d2_names(tv)}, tmp_path / "d2.pth")
+    cnn, _, bgr = _resnet("resnet50", 4, str(tmp_path / "d2.pth"))
+    assert bgr and cnn[5][0].conv1.stride == (2, 2) and cnn[5][0].conv2.stride == (1, 1)  # MSRA: stride in the 1x1
+    assert torch.equal(cnn[6][0].downsample[1].weight, tv["layer3.0.downsample.1.weight"])
+    assert torch.equal(cnn[1].running_mean, tv["bn1.running_mean"])
+
+    foreign = {k.replace("layer", "stage"): v for k, v in tv.items()}
+    torch.save(foreign, tmp_path / "foreign.pt")
+    with pytest.raises(ConfigError, match=r"weights missing \(e\.g\. \['layer1.*unexpected \(e\.g\. \['stage1"):
+        _resnet("resnet50", 4, str(tmp_path / "foreign.pt"))
+    partial = {k: v for k, v in tv.items() if not k.startswith("layer4.")}
+    torch.save(partial, tmp_path / "partial.pt")
+    with pytest.raises(ConfigError, match="refusing a partial load"):
+        _resnet("resnet50", 4, str(tmp_path / "partial.pt"))
+
+
+def test_clipbert_bert_path_loads_exactly_and_a_partial_folder_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import BertConfig, BertModel
+
+    from harness.models.clipbert import _pretrained_bert
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=32))
+    bert.save_pretrained(tmp_path / "ok")
+    loaded = _pretrained_bert(str(tmp_path / "ok"))
+    for k, v in bert.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    bert.save_pretrained(tmp_path / "partial")
+    weights = tmp_path / "partial" / "model.safetensors"
+    state = load_file(weights)
+    save_file({k: v for k, v in state.items() if "encoder.layer.0.output" not in k}, weights, metadata={"format": "pt"})
+    with pytest.raises(ConfigError, match="weights missing .*encoder.layer.0.output"):
+        _pretrained_bert(str(tmp_path / "partial"))
+
+
+def test_a_harness_encoder_file_loads_exactly_or_is_refused(tmp_path):
+    from harness.models.encoder import load_encoder_weights
+
+    cfg = load_config("ci")
+    enc = build_encoder("small3d", cfg.backbone_cfg, cfg.backbone.clip)
+    torch.save(enc.state_dict(), tmp_path / "e.pt")
+    other = build_encoder("small3d", cfg.backbone_cfg, cfg.backbone.clip)
+    load_encoder_weights(other, tmp_path / "e.pt")
+    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), other.state_dict().values()))
+    torch.save({f"net.{k}": v for k, v in enc.state_dict().items()}, tmp_path / "foreign.pt")
+    with pytest.raises(ConfigError, match="unexpected"):
+        load_encoder_weights(other, tmp_path / "foreign.pt")

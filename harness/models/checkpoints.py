@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 
 from harness.errors import ConfigError
+from harness.models.weights import load_exactly, read_state
 
 FORMATS = ("auto", "slowfast", "pytorchvideo", "harness")
 
@@ -26,21 +26,6 @@ _SLOWFAST_PARTS = {"branch1": "branch1_conv", "branch1_bn": "branch1_norm", "bra
 _SF_STEM = re.compile(r"^s1\.pathway0_stem\.(conv|bn)\.(\w+)$")
 _SF_RES = re.compile(r"^s(\d)\.pathway0_res(\d+)\.(branch1|branch1_bn|branch2\.[abc](?:_bn)?)\.(\w+)$")
 _HEADS = ("head.", "projection.", "predictor.", "prototypes.", "fc.")
-
-
-def read_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The model's state dict inside a checkpoint file (`model_state`, `state_dict`, `model` or bare)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickled objects other than tensors and plain types, or not a torch file at all
-        raise ConfigError(f"{path}: not a checkpoint torch can read safely ({type(e).__name__}: {e})") from None
-    for key in ("model_state", "state_dict", "model", "encoder"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ConfigError(f"{path}: holds no state dict (looked for model_state, state_dict, model, encoder)")
-    return obj
 
 
 def _strip(state: dict) -> dict:
@@ -99,14 +84,6 @@ def load_released(encoder: nn.Module, path: str | Path, fmt: str = "auto") -> st
     fmt = detect(state) if fmt == "auto" else fmt
     convert = {"slowfast": slowfast_to_harness, "pytorchvideo": pytorchvideo_to_harness,
                "harness": lambda s: s}[fmt]
-    mapped = convert(state)
-    own = encoder.state_dict()
-    missing = [k for k in own if k not in mapped]
-    unexpected = [k for k in mapped if k not in own]
-    shapes = [k for k in own if k in mapped and mapped[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise ConfigError(f"{path}: this {fmt} checkpoint does not fit the {type(encoder).__name__} encoder: "
-                          f"{len(missing)} weights missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
-                          f"(e.g. {unexpected[:2]}), {len(shapes)} of another shape (e.g. {shapes[:2]})")
-    encoder.load_state_dict(mapped)
+    load_exactly(encoder, convert(state), f"{path} (a {fmt} checkpoint)", f"the {type(encoder).__name__} encoder",
+                 optional=())
     return fmt

@@ -73,10 +73,7 @@ class Encoder(nn.Module):
 
 
 def load_encoder_weights(encoder: Encoder, path: str | Path) -> None:
-    """Load an encoder state dict saved by this harness (`encoder.pt` or a checkpoint's `encoder`)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "encoder" in state:
-        state = state["encoder"]
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit this encoder (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    """Load an encoder state dict saved by this harness (`encoder.pt` or a checkpoint's `encoder`), exactly."""
+    from harness.models.weights import load_exactly, read_state
+
+    load_exactly(encoder, read_state(path, ("encoder",)), str(path), f"the {type(encoder).__name__} encoder", optional=())
