@@ -30,6 +30,9 @@ class ViewsConfig:
     train_fraction: float = 1.0  # the share of each class's training videos kept
     train_per_class: int = 0  # or exactly this many per class (0: use train_fraction)
     subset_seed: int = 0  # the subset depends on this alone, so every method is scored on the same videos
+    # which frames a clip reads: "clip" = `frames` at `stride` from one start; "segments" = one frame from
+    # each of `frames` equal segments of the whole video (PySlowFast's SSv2 loader, the ρ study's SSv2)
+    sampler: Literal["clip", "segments"] = "clip"
 
     @property
     def low_shot(self) -> bool:
@@ -112,7 +115,8 @@ class TrainedConfig(ViewsConfig):
     momentum: float
     weight_decay: float
     warmup_epochs: float
-    schedule: Literal["cosine", "cosine-after-warmup", "steps"]  # steps: x0.1 at each of lr_steps (epochs)
+    # steps: x0.1 at each of lr_steps (epochs); linear: warm-up, then straight to 0 (VIMPAC's fine-tuning)
+    schedule: Literal["cosine", "cosine-after-warmup", "linear", "steps"]
     lr_steps: list[float]
     crop_scale: list[float]  # training crops: area fraction and aspect ratio of a random resized crop
     crop_ratio: list[float]

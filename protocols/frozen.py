@@ -141,7 +141,7 @@ def check_tasks(ctx: EvalContext, c) -> None:
 
 
 def test_layout(c) -> ViewLayout:
-    return ViewLayout(c.temporal_views, c.spatial_views)
+    return ViewLayout(c.temporal_views, c.spatial_views, sampler=c.sampler)
 
 
 def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
@@ -155,6 +155,7 @@ def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
                "data": [t.dataset, t.train_split, t.test_split, to_plain(cfg.datasets[t.dataset])],
                "train_ids": g.train_ids, "device": ctx.device.type,
                **({"input": c.input} if c.input != "video" else {}),
+               **({"sampler": c.sampler} if c.sampler != "clip" else {}),
                # BN re-estimated in shards is the mean of the processes' estimates: name their count
                **({"processes": dist.world_size()} if dist.sharding() and c.recompute_bn else {}),
                "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
@@ -198,7 +199,7 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
             continue
         bad = g.bad_counters(cfg)
         audio = (encoder.rate, encoder.samples) if c.input == "audio" else None
-        train_ds = LabelledViews(g.train, cfg.backbone.clip, ViewLayout(c.train_views, 1, with_centre=False),
+        train_ds = LabelledViews(g.train, cfg.backbone.clip, ViewLayout(c.train_views, 1, False, c.sampler),
                                  g.label_keys, audio)
         test_ds = LabelledViews(g.test, cfg.backbone.clip, test_layout(c), g.label_keys, audio)
         encoder.to(dev).eval()

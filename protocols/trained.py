@@ -127,9 +127,12 @@ def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c: TrainedConfig
     """Names a fit: the scored encoder, the settings it trained with (`c`, a task's overrides included) and
     the protocol's code, the tasks and their data, seed, device, precision."""
     cfg = ctx.cfg
+    settings = {k: v for k, v in to_plain(c).items() if k not in type(c).bookkeeping}
+    if settings.get("sampler") == "clip":  # named only when set, so fits made before the option keep their key
+        del settings["sampler"]
     payload = {"encoder": ctx.encoder_key, "protocol": protocol, "code": code_version.protocol_version(protocol),
                "tasks": [t.name for t in tasks], "data": [to_plain(cfg.datasets[t.dataset]) for t in tasks],
-               "settings": {k: v for k, v in to_plain(c).items() if k not in type(c).bookkeeping},
+               "settings": settings,
                "clip": to_plain(cfg.backbone.clip), "augment": to_plain(cfg.augment), "seed": cfg.run.seed,
                "device": ctx.device.type, "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
     return content_key(payload)
@@ -150,7 +153,7 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
                               **({} if c.colour else {"jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0}))
     targets = {k: [int(e["labels"][k]) for e in g.train.entries] for k in g.label_keys}
     g.train.preload(f"decoding {protocol} training videos", ctx.progress)
-    data = PretrainClips(g.train, cfg.backbone.clip, aug, 1, cfg.run.seed, views=1, labels=targets)
+    data = PretrainClips(g.train, cfg.backbone.clip, aug, 1, cfg.run.seed, views=1, labels=targets, sampler=c.sampler)
     batch = min(c.batch_size, len(g.train))  # a low-shot subset smaller than one batch still trains
     steps = EpochBatches(len(g.train), batch, c.epochs, cfg.run.seed)
     pcfg = dataclasses.replace(cfg.pretrain, epochs=c.epochs, batch_size=batch, optimizer=c.optimizer, lr=c.lr,

@@ -433,3 +433,43 @@ def test_colour_augmentation_on_the_device_equals_the_loaders(ci_manifest):
     assert raw["clips"].dtype == torch.uint8 and "colour" in raw
     b = later.finish(raw)
     assert torch.allclose(a["clips"], b["clips"]) and "colour" not in b
+
+
+@pytest.mark.parametrize("n", [30, 57, 300])
+def test_segment_sampler_takes_one_frame_of_each_segment_of_the_whole_video(n):
+    """PySlowFast's SSv2 sampling (`get_seq_frames`): 8 segments of (n - 1) / 8 frames; training draws a frame
+    uniform within each (bounds included), the test view takes (start + end) // 2."""
+    from harness.data.sampling import ViewLayout, segment_indices
+
+    seg = (n - 1) / 8
+    bounds = [(int(np.round(seg * i)), int(np.round(seg * (i + 1)))) for i in range(8)]
+    test = segment_indices(n, 8)
+    assert test.tolist() == [(a + b) // 2 for a, b in bounds]
+    rng = np.random.default_rng(0)
+    draws = np.stack([segment_indices(n, 8, rng) for _ in range(400)])
+    for i, (a, b) in enumerate(bounds):
+        assert draws[:, i].min() == a and draws[:, i].max() == b  # every frame of the segment, and only those
+    assert draws.max() <= n - 1 and test[-1] < n
+    layout = ViewLayout(1, 1, sampler="segments")
+    (view,) = layout.frame_indices(n, 8, stride=8)
+    assert np.array_equal(view, test)  # the test view ignores the clip stride: it spans the whole video
+    if n == 300:
+        assert test.tolist() == [18, 56, 93, 131, 168, 205, 243, 280]  # by hand, NumPy's round-half-even
+
+
+def test_protocols_train_and_test_on_segments_when_asked(tmp_path):
+    from harness.data.sampling import ViewLayout, segment_indices
+
+    cfg = load_config("ci")
+    c = cfg.backbone.clip
+    entries = [{"id": "a", "path": "a.mp4", "frames": 300, "labels": {"digit": 1}}]
+    videos = VideoSet(tmp_path, entries, cache_frames=False)
+    seen = []
+    videos.frames = lambda i, idx: (seen.append(np.asarray(idx)), np.zeros((len(idx), 8, 8, 3), np.uint8))[1]
+    PretrainClips(videos, c, cfg.augment, 1, 0, views=1, sampler="segments")[(0, 0)]
+    assert len(seen[-1]) == c.frames and seen[-1][-1] > 200  # spread over the whole video
+    LabelledViews(videos, c, ViewLayout(1, 1, sampler="segments"), ["digit"])[0]
+    assert np.array_equal(seen[-1], segment_indices(300, c.frames))
+    with pytest.raises(ValueError, match="segments"):
+        PretrainClips(videos, c, cfg.augment, 2, 0, sampler="segments")
+

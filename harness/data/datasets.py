@@ -172,8 +172,11 @@ class PretrainClips(Dataset):
                  views: int | None = None, labels: list[int] | dict[str, list[int]] | None = None,
                  on_device: bool = False, augment: bool = True, max_distance: int = -1,
                  streams: tuple[str, ...] = ("video",), captions: int = 1, audio_rate: int = 0, tokenizer=None,
-                 whole_caption: bool = False):
+                 whole_caption: bool = False, sampler: str = "clip"):
         self.videos, self.clip, self.rho, self.seed, self.labels = videos, clip, rho, seed, labels
+        if sampler not in sampling.SAMPLERS or (sampler == "segments" and (len(streams) > 1 or rho > 1)):
+            raise ValueError(f"frame sampler {sampler!r}: 'clip', or 'segments' for one clip of frames alone")
+        self.sampler = sampler  # "segments": a frame of each segment of the whole video (SSv2's fine-tuning)
         self.max_distance = max_distance
         self.streams, self.captions, self.audio_rate, self.tokenizer = streams, captions, audio_rate, tokenizer
         self.whole_caption = whole_caption
@@ -205,10 +208,14 @@ class PretrainClips(Dataset):
         epoch, i = key
         rng = np.random.default_rng([self.seed, epoch, i])
         n = self.videos.num_frames(i)
-        starts = sampling.random_clip_starts(n, self.clip.frames, self.clip.stride, self.rho, rng, self.max_distance)
-        if self.rho == 1:
-            starts = starts * self.views  # same time, independent augmentations
-        idx = [sampling.clip_indices(s, self.clip.frames, self.clip.stride, n) for s in starts]
+        if self.sampler == "segments":
+            starts, idx = [], [sampling.segment_indices(n, self.clip.frames, rng)] * self.views
+        else:
+            starts = sampling.random_clip_starts(n, self.clip.frames, self.clip.stride, self.rho, rng,
+                                                 self.max_distance)
+            if self.rho == 1:
+                starts = starts * self.views  # same time, independent augmentations
+            idx = [sampling.clip_indices(s, self.clip.frames, self.clip.stride, n) for s in starts]
         try:
             frames = self.videos.frames(i, np.concatenate(idx))
         except VideoDecodeError as e:
@@ -293,19 +300,19 @@ class LabelledViews(Dataset):
     def __getitem__(self, i: int) -> dict:
         n = self.videos.num_frames(i)
         c, lay = self.clip, self.layout
-        starts = lay.starts(n, c.frames, c.stride)
         if self.audio is not None:
-            return self._audio_views(i, starts)
-        idx = np.concatenate([sampling.clip_indices(s, c.frames, c.stride, n) for s in starts])
+            return self._audio_views(i, lay.starts(n, c.frames, c.stride))
+        per_view = lay.frame_indices(n, c.frames, c.stride)
+        idx = np.concatenate(per_view)
         try:
             frames = self.videos.frames(i, idx)
         except VideoDecodeError as e:
             return {"bad": str(self.videos.path(i)), "error": str(e)}
         # resize and normalise all clips' frames in one call each (both act per frame), then crop
         video = resize_short_side(to_video(frames), c.test_short_side)
-        clips = self.normalize(video.unflatten(0, (len(starts), c.frames)))  # (clips, C, T, H, W)
+        clips = self.normalize(video.unflatten(0, (len(per_view), c.frames)))  # (clips, C, T, H, W)
         views = []
-        for t in range(len(starts)):
+        for t in range(len(per_view)):
             crops = lay.spatial if t < lay.temporal else 1  # the extra centre clip: centre crop only
             views.extend(spatial_crops(clips[t], c.test_short_side, crops))
         labels = self.videos.entries[i].get("labels", {})

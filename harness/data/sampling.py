@@ -46,6 +46,23 @@ def uniform_clip_starts(num_frames: int, frames: int, stride: int, count: int) -
     return [int(round(free * (i + 0.5) / count)) for i in range(count)]
 
 
+SAMPLERS = ("clip", "segments")
+
+
+def segment_indices(num_frames: int, frames: int, rng: np.random.Generator | None = None,
+                    position: float = 0.5) -> np.ndarray:
+    """One frame from each of `frames` equal segments of the whole video (TSN; PySlowFast's SSv2 loader,
+    `get_seq_frames`): segment i spans round(i s) .. round((i + 1) s) with s = (num_frames - 1) / frames. In
+    training (`rng`) a frame uniform within the segment, bounds included; at test the frame at `position`
+    of the segment (0.5: its middle, `(start + end) // 2`)."""
+    seg = max(num_frames - 1, 0) / frames
+    out = []
+    for i in range(frames):
+        start, end = int(np.round(seg * i)), int(np.round(seg * (i + 1)))
+        out.append(int(rng.integers(start, end + 1)) if rng is not None else start + int((end - start) * position))
+    return np.asarray(out, dtype=np.int64)
+
+
 def centre_clip_start(num_frames: int, frames: int, stride: int) -> int:
     """Start of the clip whose middle is the video's middle (rounded to a frame)."""
     return int(round(max(num_frames - clip_span(frames, stride), 0) / 2))
@@ -61,10 +78,12 @@ class ViewLayout:
     ones aggregated for the all-views number; `centre` indexes the single view.
     """
 
-    def __init__(self, temporal: int, spatial: int, with_centre: bool = True):
+    def __init__(self, temporal: int, spatial: int, with_centre: bool = True, sampler: str = "clip"):
         if temporal < 1 or spatial < 1:
             raise ValueError(f"views need temporal >= 1 and spatial >= 1, got {temporal}x{spatial}")
-        self.temporal, self.spatial = temporal, spatial
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown frame sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
+        self.temporal, self.spatial, self.sampler = temporal, spatial, sampler
         self.extra = with_centre and temporal % 2 == 0
 
     @property
@@ -84,8 +103,18 @@ class ViewLayout:
         s = uniform_clip_starts(num_frames, frames, stride, self.temporal)
         return s + [centre_clip_start(num_frames, frames, stride)] if self.extra else s
 
+    def frame_indices(self, num_frames: int, frames: int, stride: int) -> list[np.ndarray]:
+        """Each temporal view's frame indices, the extra centre view last. `clip` sampler: the clips of
+        `starts`; `segments`: a frame of every segment of the whole video, view t of K at (t + 0.5) / K of each
+        segment (one view: the segments' middles, as PySlowFast tests SSv2)."""
+        if self.sampler == "segments":
+            places = [(t + 0.5) / self.temporal for t in range(self.temporal)] + ([0.5] if self.extra else [])
+            return [segment_indices(num_frames, frames, position=p) for p in places]
+        return [clip_indices(s, frames, stride, num_frames) for s in self.starts(num_frames, frames, stride)]
+
     def __repr__(self) -> str:
-        return f"ViewLayout({self.temporal}x{self.spatial}{' + centre' if self.extra else ''})"
+        seg = ", segments" if self.sampler != "clip" else ""
+        return f"ViewLayout({self.temporal}x{self.spatial}{' + centre' if self.extra else ''}{seg})"
 
 
 class EpochBatches(Sampler):
