@@ -155,9 +155,12 @@ def train(
     schedule: Callable[[int], float] | None = None,
     desc: str = "pretrain",
     distributed: bool = False,
+    steps_per_epoch: int = 0,
 ) -> TrainStats:
     """Train `method` for `total_steps`, checkpointing to `ckpt_path` (pre-training, and the protocols
     that train: `linear`, `finetune`). `schedule(step)` overrides the LR of `cfg`'s warm-up + cosine.
+    `steps_per_epoch` (0: total_steps / cfg.epochs) places the epochs of the warm-up and the hooks' `epoch`;
+    `cfg.warmup_steps`, when set, counts the warm-up in updates instead.
 
     `make_loader(start_step)` returns one batch for each of the steps start_step..total_steps-1. A
     batch whose videos were all unreadable still counts as a step (no update), so the step count,
@@ -177,8 +180,8 @@ def train(
     optimizer = build_optimizer(modules, cfg, [method.lr_scale(m) for m in modules])
     params = [p for g in optimizer.param_groups for p in g["params"]]
     stats = TrainStats(total_steps=total_steps, precision="bf16" if bf16 else "fp32")
-    per_epoch = max(total_steps // max(cfg.epochs, 1), 1)
-    warmup = int(round(cfg.warmup_epochs * per_epoch))
+    per_epoch = steps_per_epoch or max(total_steps // max(cfg.epochs, 1), 1)
+    warmup = cfg.warmup_steps or int(round(cfg.warmup_epochs * per_epoch))
     base_lr = scaled_lr(cfg)
     step = 0
     if resume and ckpt_path.exists():

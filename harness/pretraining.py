@@ -149,11 +149,13 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
         log(f"{cfg.method} trains on the label {spec.label!r} of the {cfg.pretrain.dataset} pre-training videos "
             f"({len(classes)} classes)")
     data = PretrainClips.for_spec(videos, cfg, spec, cfg.run.seed, labels)
-    steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed)
+    steps = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed,
+                         steps=cfg.pretrain.steps)
     bad = BadVideos(len(videos), cfg.data.max_bad_fraction)
 
     def make_loader(start: int):
-        sampler = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed, start)
+        sampler = EpochBatches(len(videos), cfg.pretrain.batch_size, cfg.pretrain.epochs, cfg.run.seed, start,
+                               cfg.pretrain.steps)
         if dist.world_size() > 1:
             sampler = ShareOf(sampler, dist.rank(), dist.world_size())
         # one loader spans the whole run (the sampler covers every epoch), so workers persist by construction
@@ -169,7 +171,8 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
     log(f"pre-training {cfg.method} on {cfg.pretrain.dataset} ({len(videos)} videos, {steps.total_steps} steps "
         f"of {cfg.pretrain.batch_size}x{data.views} clips) on {plan.device.type} ({plan.precision}) -> {out}")
     stats = train(method, make_loader, steps.total_steps, data.views, cfg.pretrain, plan.device, ckpt, resume,
-                  on_bad=on_bad, fingerprint=plan.key, progress=progress, log=log, distributed=True)
+                  on_bad=on_bad, fingerprint=plan.key, progress=progress, log=log, distributed=True,
+                  steps_per_epoch=steps.per_epoch)
     span = clip_span(cfg.backbone.clip.frames, cfg.backbone.clip.stride)
     info = {"short_videos": videos.shorter_than(span),
             "key": plan.key, "code_version": plan.code_version, "git_commit": git_commit(),

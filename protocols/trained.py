@@ -158,7 +158,7 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
     steps = EpochBatches(len(g.train), batch, c.epochs, cfg.run.seed)
     pcfg = dataclasses.replace(cfg.pretrain, epochs=c.epochs, batch_size=batch, optimizer=c.optimizer, lr=c.lr,
                                lr_batch=c.lr_batch, weight_decay=c.weight_decay, momentum=c.momentum,
-                               warmup_epochs=c.warmup_epochs, grad_clip=c.grad_clip)
+                               warmup_epochs=c.warmup_epochs, grad_clip=c.grad_clip, steps=0, warmup_steps=0)
 
     def make_loader(start: int):
         sampler = EpochBatches(len(g.train), batch, c.epochs, cfg.run.seed, start)

@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from harness.config import load_config
 from harness.engine import NonFiniteLossError, train
+from harness.errors import ConfigError
 from harness.optim import LARS, lr_at, param_groups, scaled_lr
 from harness.storage import atomic_save
 
@@ -345,3 +346,23 @@ def test_the_leaderboard_shows_the_newest_perf_figures(tmp_path):
     row = "| rho_byol | small3d | ci | moving-digits | cpu | fp32 200 (0.5), bf16 failed | 90 (workers=2) | 40 (25%) |"
     assert row in table
     assert perf_table([]) == ""
+
+
+def test_a_schedule_counted_in_updates():
+    """`pretrain.steps` fixes the number of updates whatever the dataset's size (VIMPAC: 12K, VATT: 500K),
+    continuing the per-epoch permutations past the last whole epoch; `warmup_steps` counts the warm-up in
+    updates. At their default (0) they leave the encoder's key alone."""
+    from harness.data.sampling import EpochBatches
+
+    by_epochs = EpochBatches(10, 4, 3, seed=0)
+    by_steps = EpochBatches(10, 4, 3, seed=0, steps=7)
+    assert by_epochs.total_steps == 6 and by_steps.total_steps == 7 and len(list(by_steps)) == 7
+    assert list(by_steps)[:6] == list(by_epochs)  # the same order, one update more
+    assert list(EpochBatches(10, 4, 3, seed=0, start_step=5, steps=7)) == list(by_steps)[5:]
+    base = load_config("ci")
+    assert "pretrain.steps" not in base.encoder_identity(True)
+    cfg = load_config("ci", ["pretrain.steps=40", "pretrain.warmup_steps=4"])
+    assert cfg.encoder_identity(True)["pretrain.steps"] == 40
+    assert cfg.pretrain_key("cpu", "fp32", "1.1") != base.pretrain_key("cpu", "fp32", "1.1")
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        load_config("ci", ["pretrain.steps=4", "pretrain.warmup_steps=5"])

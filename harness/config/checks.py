@@ -55,7 +55,11 @@ def check_values(cfg: Config) -> None:
     if len(p.adam_betas) != 2 or not all(0 <= b < 1 for b in p.adam_betas):
         raise ConfigError(f"pretrain.adam_betas: two values in [0, 1), got {p.adam_betas}")
     at_least("pretrain.adam_eps", p.adam_eps, 0, strict=True)
-    if p.warmup_epochs > p.epochs:
+    at_least("pretrain.steps", p.steps, 0)
+    at_least("pretrain.warmup_steps", p.warmup_steps, 0)
+    if p.steps and p.warmup_steps > p.steps:
+        raise ConfigError(f"pretrain.warmup_steps ({p.warmup_steps}) must be <= pretrain.steps ({p.steps})")
+    if not p.steps and p.warmup_epochs > p.epochs:
         raise ConfigError(f"pretrain.warmup_epochs ({p.warmup_epochs:g}) must be <= pretrain.epochs ({p.epochs})")
     c = cfg.backbone.clip
     for name in ("frames", "stride", "crop_size"):

@@ -97,7 +97,7 @@ class Config:
             out.update(_flat({f"methods.{self.method}": ident()}))
         if pretrains:
             pre = {k: v for k, v in d["pretrain"].items() if k not in PretrainConfig.bookkeeping}
-            for name, default in (("adam_betas", [0.9, 0.999]), ("adam_eps", 1e-8)):
+            for name, default in (("adam_betas", [0.9, 0.999]), ("adam_eps", 1e-8), ("steps", 0), ("warmup_steps", 0)):
                 if pre.get(name) == default:  # options added later name the encoder only when set
                     pre.pop(name)
             if pre.get("sync_bn") == "all":  # named only when set otherwise, so older keys stay valid

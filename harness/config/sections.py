@@ -101,6 +101,10 @@ class PretrainConfig:
     # AdamW's (beta1, beta2) and epsilon: torch's defaults; VIMPAC pre-trains with (0.9, 0.98), 1e-8
     adam_betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
     adam_eps: float = 1e-8
+    # a schedule counted in updates (VIMPAC: 12K, VATT: 500K), whatever the dataset's size; 0: `epochs` of it.
+    # `warmup_steps` likewise replaces `warmup_epochs` when set
+    steps: int = 0
+    warmup_steps: int = 0
 
 
 

@@ -121,18 +121,20 @@ class EpochBatches(Sampler):
     """Batches of (epoch, index) keys from a seeded permutation per epoch, resumable at any step.
 
     Dropping the last partial batch keeps the batch size (and BN statistics) constant; the step
-    count is `epochs * (n // batch)`.
+    count is `epochs * (n // batch)`, or `steps` when given (a schedule counted in updates, as VIMPAC's and
+    VATT's papers count theirs, whatever the dataset's size: the last epoch may end part-way).
     """
 
-    def __init__(self, n: int, batch_size: int, epochs: int, seed: int, start_step: int = 0):
+    def __init__(self, n: int, batch_size: int, epochs: int, seed: int, start_step: int = 0, steps: int = 0):
         if n < batch_size:
             raise DataError(f"pre-training set has {n} videos, fewer than one batch of {batch_size}")
         self.n, self.batch, self.epochs, self.seed, self.start = n, batch_size, epochs, seed, start_step
         self.per_epoch = n // batch_size
+        self.steps = steps
 
     @property
     def total_steps(self) -> int:
-        return self.epochs * self.per_epoch
+        return self.steps or self.epochs * self.per_epoch
 
     def __len__(self) -> int:
         return self.total_steps - self.start
