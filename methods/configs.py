@@ -84,12 +84,17 @@ class RhoByolConfig:
     its predictor LR fixed for the same reason), which matters on schedules of a few thousand steps.
     """
 
+    named_when_set: ClassVar[tuple[str, ...]] = ("reduction",)
+
     rho: int = 4  # the paper's best (K400 linear 68.9 vs 65.8 at rho = 2)
     proj_hidden: int = 512  # the paper: 4096, 256, 4096 and 0.996
     proj_dim: int = 128
     pred_hidden: int = 512
     momentum: float = 0.99
     pred_lr_scale: float = 10.0  # a faster predictor: ρBYOL barely learnt within the demo's budget without it
+    # "mean": the paper's average of the ρ sub-losses; "sum": their sum, as the released code takes one
+    # backward pass per query clip (PySlowFast contrastive_forward): a ρx larger step under SGD
+    reduction: Literal["mean", "sum"] = "mean"
 
     def validate(self) -> None:
         fields_at_least("methods.rho_byol", self, ("rho", "proj_hidden", "proj_dim", "pred_hidden"), 1)
@@ -122,12 +127,15 @@ class RhoMocoConfig(_Projected):
     encoder's batch across processes (MoCo's shuffle-BN); with one process it changes nothing.
     """
 
+    named_when_set: ClassVar[tuple[str, ...]] = ("reduction",)
+
     proj_bn: bool = False
     temperature: float = 0.1
     momentum: float = 0.99  # the paper: 0.994 and 65,536 keys
     queue_size: int = 4096  # 32 steps of 32 videos x 2 clips: about one epoch of the 1,024 embedded videos
     queue_warmup: bool = False
     shuffle_bn: bool = True
+    reduction: Literal["mean", "sum"] = "mean"  # as ρBYOL's
 
     def validate(self) -> None:
         self._check_common("rho_moco")

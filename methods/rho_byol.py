@@ -47,6 +47,8 @@ class RhoByol(Method):
         with torch.no_grad():
             targets = self.target_projector(self.target_encoder(x)).chunk(v)
         loss = rho_byol_loss(list(preds), list(targets))
+        if self.cfg.reduction == "sum":  # the released code's one backward per query clip: the sub-losses add
+            loss = loss * v
         return {"loss": loss, "momentum": torch.tensor(self.momentum)}
 
     def after_step(self, info: StepInfo) -> None:

@@ -39,6 +39,8 @@ class RhoMoco(ProjectedMethod):
             k = self.key_projector(self.key_encoder(xs))
             k = F.normalize(dist.unshuffle_batch(k, perm) if perm is not None else k, dim=1).float()
         loss = moco_loss(q, list(k.chunk(v)), self.queue, self.cfg.temperature)
+        if self.cfg.reduction == "sum":  # the released code's one backward per query clip: the sub-losses add
+            loss = loss * v
         return {"loss": loss, "momentum": torch.tensor(self.momentum), "keys": k}
 
     def queue_fill_steps(self, batch_videos: int) -> int:

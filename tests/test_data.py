@@ -473,3 +473,22 @@ def test_protocols_train_and_test_on_segments_when_asked(tmp_path):
     with pytest.raises(ValueError, match="segments"):
         PretrainClips(videos, c, cfg.augment, 2, 0, sampler="segments")
 
+
+
+def test_vgg_scale_jitter_crops_a_square_of_the_frame_rescaled_to_a_short_side_in_range():
+    """`crop_mode = "scale"` (the ρ paper's default augmentation): short side to s ~ U[256, 320], then a 224
+    square; in frame pixels the square's side is 224 * min(h, w) / s."""
+    from dataclasses import replace
+
+    from harness.data.transforms import ClipGeometry
+
+    cfg = load_config("paper")
+    aug = replace(cfg.augment, crop_mode="scale", jitter_scales=[256, 320])
+    geo = ClipGeometry(aug, cfg.backbone.clip)
+    rng = np.random.default_rng(0)
+    sides = []
+    for _ in range(300):
+        top, left, ch, cw, _ = geo.draw(rng, 240, 320)
+        assert ch == cw and 0 <= top <= 240 - ch and 0 <= left <= 320 - cw
+        sides.append(ch)
+    assert min(sides) == round(224 * 240 / 320) and max(sides) == round(224 * 240 / 256)  # s = 320 .. 256

@@ -202,3 +202,36 @@ def test_rho_byol_target_follows_online_by_ema():
     k = cfg.method_cfg.momentum
     for t, before, o in zip(m.target_encoder.parameters(), t0, m.encoder.parameters()):
         assert torch.allclose(t, k * before + (1 - k) * o, atol=1e-6)
+
+
+@pytest.mark.parametrize("rho", [2, 3])
+def test_summed_rho_moco_loss_gives_the_released_codes_per_clip_backward_passes(rho):
+    """`reduction = "sum"`: one backward of the method's loss gives the gradient PySlowFast's
+    contrastive_forward accumulates with one backward per query clip i, each of
+    L_i = mean over the batch and the other ρ-1 key clips of CE([q_i·k_j, q_i·queue] / τ, 0)."""
+    import torch.nn.functional as F
+
+    from methods.base import views_first
+
+    method, _ = _method("rho_moco", f"methods.rho_moco.rho={rho}", "methods.rho_moco.reduction='sum'")
+    method.eval()  # BN on running statistics: a clip's embedding does not depend on what else is in the batch
+    batch = _batch(method)
+    method.losses(batch)["loss"].backward()
+    ours = {n: p.grad.clone() for n, p in method.named_parameters() if p.grad is not None}
+    method.zero_grad()
+    x, v = views_first(batch["clips"])
+    with torch.no_grad():
+        keys = [F.normalize(k, dim=1) for k in method.key_projector(method.key_encoder(x)).chunk(v)]
+    tau, queue = method.cfg.temperature, method.queue
+    for i, xi in enumerate(x.chunk(v)):  # one forward and one backward per query clip, as the released loop
+        q = F.normalize(method.projector(method.encoder(xi)), dim=1)
+        rows = [torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / tau for j, k in enumerate(keys) if j != i]
+        logits = torch.cat(rows)
+        F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long)).backward()
+    ref = {n: p.grad for n, p in method.named_parameters() if p.grad is not None}
+    assert ours.keys() == ref.keys() and ours
+    for n in ours:
+        assert torch.allclose(ours[n], ref[n], rtol=1e-4, atol=1e-7), n
+    mean, _ = _method("rho_moco", f"methods.rho_moco.rho={rho}")
+    mean.eval()
+    assert torch.allclose(method.losses(batch)["loss"], v * mean.losses(batch)["loss"], rtol=1e-5)

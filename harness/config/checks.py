@@ -72,6 +72,8 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"backbone.clip.std: must be > 0, got {c.std}")
     at_least("backbone.clip.fps", c.fps, 0)
     a = cfg.augment
+    if a.crop_mode == "scale" and (len(a.jitter_scales) != 2 or not 0 < a.jitter_scales[0] <= a.jitter_scales[1]):
+        raise ConfigError(f"augment.jitter_scales: [low, high] short sides in pixels, got {a.jitter_scales}")
     for name in ("crop_scale", "crop_ratio", "blur_sigma"):
         v = getattr(a, name)
         if len(v) != 2 or v[0] > v[1] or v[0] <= 0:

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness import catalog
 from harness.config.build import to_plain
-from harness.config.sections import AugmentConfig, BackboneConfig, DataConfig, PretrainConfig, RunConfig
+from harness.config.sections import AugmentConfig, BackboneConfig, DataConfig, PretrainConfig, RunConfig, when_set
 from harness.storage import content_key
 
 
@@ -96,15 +96,10 @@ class Config:
         if not pretrains and callable(ident):  # a method that brings its own weights (a checkpoint file)
             out.update(_flat({f"methods.{self.method}": ident()}))
         if pretrains:
-            pre = {k: v for k, v in d["pretrain"].items() if k not in PretrainConfig.bookkeeping}
-            for name, default in (("adam_betas", [0.9, 0.999]), ("adam_eps", 1e-8), ("steps", 0), ("warmup_steps", 0)):
-                if pre.get(name) == default:  # options added later name the encoder only when set
-                    pre.pop(name)
-            if pre.get("sync_bn") == "all":  # named only when set otherwise, so older keys stay valid
-                pre.pop("sync_bn")
-            elif "WORLD_SIZE" in os.environ:  # BN over each process's share: the process count shapes it
+            pre = {k: v for k, v in when_set(self.pretrain).items() if k not in PretrainConfig.bookkeeping}
+            if "sync_bn" in pre and "WORLD_SIZE" in os.environ:  # BN over each process's share: the count shapes it
                 pre["processes"] = int(os.environ["WORLD_SIZE"])
-            out.update(_flat({f"methods.{self.method}": d["methods"][self.method], "augment": d["augment"],
+            out.update(_flat({f"methods.{self.method}": when_set(self.method_cfg), "augment": when_set(self.augment),
                               "pretrain": pre, f"datasets.{self.pretrain.dataset}": _dataset_identity(self.dataset_cfg)}))
         return out
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from harness.config.build import to_plain
 from harness.errors import ConfigError
 
 
@@ -58,9 +59,26 @@ class BackboneConfig:
     clip: ClipConfig
 
 
+def when_set(obj: Any) -> dict[str, Any]:
+    """A section as plain data without the options its class lists in `named_when_set` that sit at their
+    defaults: an option added after encoders, fits and records were keyed names what it keys only when it
+    is set, so everything keyed before it keeps its key."""
+    later = getattr(type(obj), "named_when_set", ())
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                for f in dataclasses.fields(obj) if f.name in later}
+    return {k: v for k, v in to_plain(obj).items() if not (k in defaults and v == to_plain(defaults[k]))}
+
+
 @dataclass
 class AugmentConfig:
-    """Per-clip pre-training augmentation (one random draw per clip, applied to all its frames)."""
+    """Per-clip pre-training augmentation (one random draw per clip, applied to all its frames).
+
+    `crop_mode = "area"`: a random resized crop of `crop_scale` of the frame's area and `crop_ratio` aspect
+    (the released ρ configs' aug+); `"scale"`: VGG-style scale jitter, the frame's short side resized to a
+    size uniform in `jitter_scales` pixels and a `crop_size` square cut at random (the ρ paper's default
+    augmentation, B.1; PySlowFast's TRAIN_JITTER_SCALES)."""
+
+    named_when_set: ClassVar[tuple[str, ...]] = ("crop_mode", "jitter_scales")
 
     crop_scale: list[float]
     crop_ratio: list[float]
@@ -70,6 +88,8 @@ class AugmentConfig:
     grayscale_p: float
     blur_p: float
     blur_sigma: list[float]
+    crop_mode: Literal["area", "scale"] = "area"
+    jitter_scales: list[float] = dataclasses.field(default_factory=lambda: [256.0, 320.0])
 
 
 @dataclass
@@ -77,6 +97,7 @@ class PretrainConfig:
     """The pre-training schedule and optimiser, shared by every method."""
 
     bookkeeping: typing.ClassVar[tuple[str, ...]] = ("checkpoint_every", "log_every")
+    named_when_set: typing.ClassVar[tuple[str, ...]] = ("sync_bn", "adam_betas", "adam_eps", "steps", "warmup_steps")
 
     dataset: str
     epochs: int

@@ -48,12 +48,17 @@ class ClipGeometry:
         self.size = clip.crop_size
         self.scale, self.ratio, self.flip_p = tuple(aug.crop_scale), tuple(aug.crop_ratio), aug.flip_p
         self.log_ratio = tuple(float(x) for x in np.log(self.ratio))
+        self.mode, self.jitter_scales = aug.crop_mode, tuple(aug.jitter_scales)
 
     def draw(self, rng: np.random.Generator, h: int, w: int) -> tuple[int, int, int, int, bool]:
         """(top, left, height, width, flip) for an h x w frame."""
         return (*self._crop(rng, h, w), bool(rng.random() < self.flip_p))
 
     def _crop(self, rng: np.random.Generator, h: int, w: int) -> tuple[int, int, int, int]:
+        if self.mode == "scale":  # VGG: short side to s ~ U(jitter_scales), then a crop_size square
+            s = int(round(rng.uniform(*self.jitter_scales)))  # PySlowFast's random_short_side_scale_jitter
+            side = min(int(round(self.size * min(h, w) / max(s, 1))), h, w)  # the square in frame pixels
+            return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side, side
         area = h * w
         for _ in range(10):
             target = area * rng.uniform(*self.scale)

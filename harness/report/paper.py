@@ -77,6 +77,9 @@ class Table:
     rows: list[Line]
     columns: list[Line]
     plot: dict[str, Any] = field(default_factory=dict)
+    # profile -> `--set` overrides every cell of this table runs with under it, beyond what the selectors set:
+    # the settings in which a paper ran this table and not others (the ρ study's sota table: aug+, 3 splits)
+    sets: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -186,7 +189,7 @@ def load_definitions(directory: Path = PAPER_DIR) -> Definitions:
             table = Table(t["paper"], t["name"], t["title"], t["caption"], t["source"], t.get("fixed", {}),
                           [_line(r, f"{where} row {i + 1}", False) for i, r in enumerate(t["rows"])],
                           [_line(c, f"{where} column {j + 1}", True) for j, c in enumerate(t["columns"])],
-                          t.get("plot", {}))
+                          t.get("plot", {}), t.get("sets", {}))
         except KeyError as e:
             raise ConfigError(f"{where}: missing {e.args[0]!r}") from None
         tables.append(table)
@@ -240,8 +243,8 @@ def experiment(defs: Definitions, table: Table, i: int, j: int, profile: str,
     task = defs.stand_in.tasks.get(sel["dataset"], "") if stand else sel["dataset"]
     if task not in catalog.TASKS:
         return NotRunnable(f"no task for {sel['dataset']}" + (" in this profile" if stand else ""))
-    base = _config(profile, method, protocol, (), path)
-    sets = []
+    sets = list(table.sets.get(profile, []))
+    base = _config(profile, method, protocol, tuple(sets), path)
     if sel["pretrain_data"] not in ("", "scratch") and base.pretrains:
         if stand and sel["pretrain_data"] not in defs.stand_in.pretrain_data:
             return NotRunnable(f"no stand-in for pre-training on {sel['pretrain_data']}")
