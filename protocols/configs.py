@@ -6,7 +6,7 @@ variant in the leaderboard. The sources of the defaults are in docs/protocols.md
 """
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import ClassVar, Literal
 
 from harness.config import fields_at_least
@@ -19,6 +19,7 @@ class ViewsConfig:
 
     bookkeeping: ClassVar[tuple[str, ...]] = ("tasks", "feature_batch", "clip_batch")
     section: ClassVar[str] = ""
+    named_when_set: ClassVar[tuple[str, ...]] = ("sampler", "crop_mode", "jitter_scales")
 
     tasks: list[str]
     temporal_views: int  # test clips per video, uniform over it
@@ -126,6 +127,10 @@ class TrainedConfig(ViewsConfig):
     _: KW_ONLY
     grad_clip: float = 0.0
     label_smoothing: float = 0.0  # VATT fine-tunes with 0.1
+    # training crops as `augment.crop_mode`: "area" (crop_scale, crop_ratio) or "scale" (VGG: the short side
+    # to a size in jitter_scales pixels, then a crop: the ρ study's downstream training, B.2)
+    crop_mode: Literal["area", "scale"] = "area"
+    jitter_scales: list[float] = field(default_factory=lambda: [256.0, 320.0])
 
     def validate(self) -> None:
         super().validate()

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from harness import code_version
 from harness.config import resolved_precision, to_plain
+from harness.config.sections import when_set
 from harness.data.datasets import LabelledViews, PretrainClips
 from harness.data.sampling import EpochBatches
 from harness.data.task import Task
@@ -127,13 +128,11 @@ def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c: TrainedConfig
     """Names a fit: the scored encoder, the settings it trained with (`c`, a task's overrides included) and
     the protocol's code, the tasks and their data, seed, device, precision."""
     cfg = ctx.cfg
-    settings = {k: v for k, v in to_plain(c).items() if k not in type(c).bookkeeping}
-    if settings.get("sampler") == "clip":  # named only when set, so fits made before the option keep their key
-        del settings["sampler"]
+    settings = {k: v for k, v in when_set(c).items() if k not in type(c).bookkeeping}
     payload = {"encoder": ctx.encoder_key, "protocol": protocol, "code": code_version.protocol_version(protocol),
                "tasks": [t.name for t in tasks], "data": [to_plain(cfg.datasets[t.dataset]) for t in tasks],
                "settings": settings,
-               "clip": to_plain(cfg.backbone.clip), "augment": to_plain(cfg.augment), "seed": cfg.run.seed,
+               "clip": to_plain(cfg.backbone.clip), "augment": when_set(cfg.augment), "seed": cfg.run.seed,
                "device": ctx.device.type, "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
     return content_key(payload)
 
@@ -150,6 +149,7 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
         ctx.log(f"{protocol}: reusing the trained classifier {done} ({', '.join(t.name for t in g.tasks)})")
         return {**json.loads(info_path.read_text()), "reused": True}
     aug = dataclasses.replace(cfg.augment, crop_scale=c.crop_scale, crop_ratio=c.crop_ratio, flip_p=c.flip_p,
+                              crop_mode=c.crop_mode, jitter_scales=c.jitter_scales,
                               **({} if c.colour else {"jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0}))
     targets = {k: [int(e["labels"][k]) for e in g.train.entries] for k in g.label_keys}
     g.train.preload(f"decoding {protocol} training videos", ctx.progress)

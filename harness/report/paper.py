@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import json
 import math
+import shlex
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -217,7 +218,7 @@ class Experiment:
     metric: str
 
     def describe(self) -> str:
-        sets = " ".join(f"--set {s}" for s in self.sets)
+        sets = " ".join(f"--set {shlex.quote(s)}" for s in self.sets)
         return f"--method {self.method} --protocol {self.protocol}" + (f" {sets}" if sets else "")
 
 
