@@ -126,3 +126,47 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, cac
                         "--results-dir", str(tmp_path / "r"), "--nproc", "2"], capture_output=True, text=True,
                        timeout=300)
     assert p.returncode != 0 and "pretrain.batch_size 15 does not split over 2 processes" in p.stderr
+
+
+_BN_GROUPS = r'''
+import os, sys, json
+import torch, torch.nn as nn, torch.distributed as tdist
+from harness import distributed as hd
+from harness.engine import _sync_bn
+rank, world, mode = int(sys.argv[1]), 2, sys.argv[2]
+tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{sys.argv[3]}", rank=rank, world_size=world)
+torch.manual_seed(0)
+net = nn.ModuleDict({"backbone": nn.BatchNorm3d(1, momentum=1.0), "head": nn.BatchNorm1d(1, momentum=1.0)})
+if mode != "none":
+    _sync_bn(net, mode)
+x = torch.full((4, 1, 1, 1, 1), float(rank))  # process r sees 4 clips of value r
+with hd.synchronised():  # as the engine's training step
+    net["backbone"](x)
+    net["head"](x.flatten(1))
+# momentum 1: the running mean is the batch mean of the BN's group; 0 or 1 alone, 0.5 over both processes
+print(json.dumps({k: float(m.running_mean[0]) for k, m in net.items()}))
+tdist.destroy_process_group()
+'''
+
+
+@pytest.mark.parametrize(("mode", "synced"), [("all", {"backbone", "head"}), ("heads", {"head"}), ("none", set())])
+def test_bn_groups_of_each_sync_bn_mode_under_two_gloo_processes(tmp_path, mode, synced):
+    """`pretrain.sync_bn`: "all" normalises every BN over both processes' clips (group 8), "heads" only the
+    MLP heads' BatchNorm1d (the backbone's BN over each process's 4), "none" nothing (4 each)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "bn.py"
+    script.write_text(_BN_GROUPS)
+    procs = [subprocess.Popen([sys.executable, str(script), str(r), mode, str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+             for r in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    means = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    for name in ("backbone", "head"):
+        group = 8 if name in synced else 4
+        expected = [0.5, 0.5] if group == 8 else [0.0, 1.0]
+        assert [m[name] for m in means] == pytest.approx(expected), (mode, name, means)
