@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.config import load_config  # noqa: E402
 from harness.data import sampling  # noqa: E402
 from harness.data.datasets import LabelledViews, VideoSet  # noqa: E402
+from harness.data.encoding import Clip, encode, render  # noqa: E402
 from harness.data.resize import resize_video  # noqa: E402
-from harness.data.synth import Clip, encode, render  # noqa: E402
 from harness.data.video import probe  # noqa: E402
 
 

@@ -16,8 +16,8 @@ from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
+from harness.data.encoding import Clip, encode
 from harness.data.formats import VIDEO_EXTENSIONS
-from harness.data.synth import Clip, encode
 from harness.progress import progress_bar
 
 # container extension -> (muxer, encoder): the copy keeps each file's container and codec family
