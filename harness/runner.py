@@ -150,7 +150,7 @@ def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool
                "device": str(plan.device), "precision": plan.precision, "threads": torch.get_num_threads(),
                "processes": dist.world_size()},
         started=started.isoformat())
-    path = write_record(record, cfg.runs_dir())
+    path = write_record(record, cfg.runs_dir(), {r.task: r.outputs for r in results if r.outputs})
     return record, path
 
 

@@ -39,6 +39,9 @@ class TaskResult:
     bad_videos: dict[str, str] = field(default_factory=dict)
     ci95: dict[str, list[float]] = field(default_factory=dict)  # bootstrap over test videos: metric -> [low, high]
     extra: dict[str, Any] = field(default_factory=dict)
+    # per test video (or query): {"ids", "label", "views": {"all" | "1view": {"pred", "true_rank", "true_score"} or
+    # {"first_hit"}}}; written beside the record (`report.outputs`), not in it; what paired tests compare
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 class Protocol:
@@ -118,6 +121,28 @@ def aggregate_views(logits: torch.Tensor, how: str) -> torch.Tensor:
         return logits.mean(1)
     probs = logits.softmax(-1)
     return probs.amax(1) if how == "max" else probs.mean(1)
+
+
+def class_outputs(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, list]:
+    """Per video of (N, C) `scores`: the predicted class, the rank of the true class (1: a top-1 hit) and
+    the true class's score."""
+    scores = scores.float()
+    true = scores.gather(1, labels[:, None])
+    rank = (scores > true).sum(1) + 1  # ties count in the video's favour, as topk's order among equals
+    return {"pred": scores.argmax(1).tolist(), "true_rank": rank.tolist(),
+            "true_score": [round(float(x), 6) for x in true[:, 0]]}
+
+
+def video_outputs(ids: list[str], labels: torch.Tensor, views: dict[str, dict[str, list]]) -> dict[str, Any]:
+    """A task's per-video outputs: the videos' ids and true labels, and per aggregation ("all" views, the
+    centre "1view") what each video's metric is read from (`class_outputs`, or retrieval's `first_hit`)."""
+    return {"ids": list(ids), "label": labels.tolist(), "views": views}
+
+
+def view_outputs(logits: torch.Tensor, y: torch.Tensor, layout, how: str) -> dict[str, dict[str, list]]:
+    """`class_outputs` of (N, V, C) per-view logits, aggregated as `score_views` scores them."""
+    return {"all": class_outputs(aggregate_views(logits[:, :layout.grid], how), y),
+            "1view": class_outputs(logits[:, layout.centre], y)}
 
 
 def score_views(logits: torch.Tensor, y: torch.Tensor, layout, how: str) -> tuple[dict[str, float], dict]:

@@ -23,7 +23,7 @@ from harness.data.task import Task
 from harness.engine import use_bf16
 from harness.errors import ConfigError
 from harness.storage import atomic_save, content_key
-from protocols.base import EvalContext, Protocol, TaskResult
+from protocols.base import EvalContext, Protocol, TaskResult, video_outputs
 from protocols.multiview import Features, extract, recalibrate_bn
 
 
@@ -39,11 +39,18 @@ class TaskGroupFeatures:
     train_ids: list[str] | None = None  # the low-shot subset's video ids (None: every training video)
     cache: dict | None = None  # where the features are stored, whether they were reused, what extracting cost
     cfg: Any = None  # the protocol settings of this group (with its task's overrides)
+    test_ids: list[str] | None = None  # the id of each row of `test` (unreadable videos are not rows)
 
     def extra(self) -> dict:
         """What goes into each of this group's results besides the scores: the low-shot subset, the feature cache."""
         out = {"train_ids": self.train_ids} if self.train_ids is not None else {}
         return {**out, **({"features": self.cache} if self.cache else {})}
+
+
+def row_ids(videos: VideoSet, feats: Features) -> list[str]:
+    """The video id of each row of `feats` (its `index` names the dataset rows; unreadable videos have none)."""
+    rows = range(len(videos)) if feats.index is None else (int(i) for i in feats.index)
+    return [str(videos.entries[i].get("id", videos.entries[i]["path"])) for i in rows]
 
 
 def load_split(ctx: EvalContext, dataset: str, split: str) -> tuple[Path, list[dict]]:
@@ -173,7 +180,8 @@ def _load_features(path: Path, g: TaskGroup, t0: float) -> TaskGroupFeatures | N
         return None
     tr, te = Features(**state["train"]), Features(**state["test"])
     info = {"key": path.stem, "reused": True, "extraction_seconds": state["seconds"]}
-    return TaskGroupFeatures(g.tasks, tr, te, {}, time.perf_counter() - t0, g.train_ids, info, g.cfg)
+    return TaskGroupFeatures(g.tasks, tr, te, {}, time.perf_counter() - t0, g.train_ids, info, g.cfg,
+                             row_ids(g.test, te))
 
 
 def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGroupFeatures]:
@@ -215,7 +223,7 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
             atomic_save({"train": dataclasses.asdict(tr), "test": dataclasses.asdict(te), "bad": failed,
                          "seconds": seconds}, path)
             info = {"key": path.stem, "reused": False, "extraction_seconds": seconds}
-        yield TaskGroupFeatures(g.tasks, tr, te, failed, seconds, g.train_ids, info, c)
+        yield TaskGroupFeatures(g.tasks, tr, te, failed, seconds, g.train_ids, info, c, row_ids(g.test, te))
 
 
 def video_embedding(feats: torch.Tensor) -> torch.Tensor:
@@ -258,9 +266,9 @@ class EmbeddingProtocol(FrozenProtocol):
     aggregation = "mean of the L2-normalised view features, normalised"
 
     def score(self, task: Task, bank: torch.Tensor, bank_labels: torch.Tensor, queries: dict[str, torch.Tensor],
-              labels: torch.Tensor, c) -> tuple[dict[str, float], dict[str, list[float]]]:
-        """(metrics, ci95) of one task under settings `c`; `queries` maps a metric suffix ("" or "_1view")
-        to (M, D) embeddings."""
+              labels: torch.Tensor, c) -> tuple[dict[str, float], dict[str, list[float]], dict[str, dict]]:
+        """(metrics, ci95, per-video outputs by aggregation "all" / "1view") of one task under settings `c`;
+        `queries` maps a metric suffix ("" or "_1view") to (M, D) embeddings."""
         raise NotImplementedError
 
     def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
@@ -272,12 +280,13 @@ class EmbeddingProtocol(FrozenProtocol):
                        "_1view": video_embedding(g.test.feats[:, lay.centre][:, None])}
             for t in g.tasks:
                 t1 = time.perf_counter()
-                metrics, ci = self.score(t, bank, g.train.labels[t.label], queries, g.test.labels[t.label], c)
+                metrics, ci, views = self.score(t, bank, g.train.labels[t.label], queries, g.test.labels[t.label], c)
                 results.append(TaskResult(
                     task=t.name, metrics=metrics,
                     costs={"feature_seconds": g.seconds, "fit_seconds": time.perf_counter() - t1,
                            "train_clips_per_s": g.train.clips_per_s, "test_clips_per_s": g.test.clips_per_s},
                     counts={"train_videos": len(bank), "test_videos": len(queries[""]), "views": lay.grid,
                             "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
-                    bad_videos=dict(g.bad), ci95=ci, extra=g.extra()))
+                    bad_videos=dict(g.bad), ci95=ci, extra=g.extra(),
+                    outputs=video_outputs(g.test_ids, g.test.labels[t.label], views)))
         return results

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from protocols.base import bootstrap_ci, topk
+from protocols.base import bootstrap_ci, class_outputs, topk
 from protocols.configs import KnnConfig
 from protocols.frozen import EmbeddingProtocol
 
@@ -38,9 +38,10 @@ class Knn(EmbeddingProtocol):
     mode = "frozen encoder, no training: weighted k nearest training videos"
 
     def score(self, task, bank, bank_labels, queries, labels, c):
-        metrics, ci = {}, {}
+        metrics, ci, views = {}, {}, {}
         for suffix, q in queries.items():
             s = knn_scores(q, bank, bank_labels, len(task.classes), c.k, c.temperature)
             metrics[f"top1{suffix}"], metrics[f"top5{suffix}"] = topk(s, labels, 1), topk(s, labels, 5)
             ci[f"top1{suffix}"] = bootstrap_ci(s.argmax(1) == labels)
-        return metrics, ci
+            views[suffix.lstrip("_") or "all"] = class_outputs(s, labels)
+        return metrics, ci, views

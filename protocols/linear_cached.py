@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from harness.optim import lr_at
-from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views
+from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views, video_outputs, view_outputs
 from protocols.configs import LinearCachedConfig
 from protocols.frozen import FrozenProtocol, frozen_features, test_layout
 from protocols.multiview import Features
@@ -67,13 +67,15 @@ class LinearCached(FrozenProtocol):
                 t1 = time.perf_counter()
                 y_tr = tr.labels[t.label].repeat_interleave(tr.feats.shape[1])
                 fc = train_linear(x_tr, y_tr, len(t.classes), c, ctx.cfg.run.seed)
-                results.append(self._score(t, fc, x_te, te, c, time.perf_counter() - t1, g.seconds, tr, g.bad))
+                results.append(self._score(t, fc, x_te, te, c, time.perf_counter() - t1, g.seconds, tr, g.bad,
+                                           g.test_ids))
                 results[-1].extra.update(g.extra())
         return results
 
     @staticmethod
     @torch.no_grad()
-    def _score(task, fc, x_te, te: Features, c: LinearCachedConfig, t_fit, t_feat, tr: Features, bad) -> TaskResult:
+    def _score(task, fc, x_te, te: Features, c: LinearCachedConfig, t_fit, t_feat, tr: Features, bad,
+               ids: list[str]) -> TaskResult:
         n, v, _ = x_te.shape
         logits = fc(x_te.flatten(0, 1)).view(n, v, -1)
         lay = test_layout(c)
@@ -85,4 +87,5 @@ class LinearCached(FrozenProtocol):
             counts={"train_videos": len(tr.feats), "test_videos": n, "views": lay.grid,
                     "temporal_views": c.temporal_views, "spatial_views": c.spatial_views},
             bad_videos=dict(bad), ci95=ci,
+            outputs=video_outputs(ids, te.labels[task.label], view_outputs(logits, te.labels[task.label], lay, c.aggregate)),
         )

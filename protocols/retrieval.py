@@ -14,13 +14,21 @@ from protocols.frozen import EmbeddingProtocol
 
 
 @torch.no_grad()
+def first_hits(query: torch.Tensor, bank: torch.Tensor, query_labels: torch.Tensor, bank_labels: torch.Tensor,
+               kmax: int, chunk: int = 1024) -> torch.Tensor:
+    """Per query, the rank (1-based) of the most similar bank row of its class among its `kmax` nearest;
+    0 when none of them is."""
+    kmax = min(kmax, len(bank))
+    ranked = torch.cat([(q @ bank.T).topk(kmax, dim=1).indices for q in query.split(chunk)])
+    same = bank_labels[ranked] == query_labels[:, None]  # (Q, kmax)
+    return torch.where(same.any(1), same.float().argmax(1) + 1, torch.zeros(len(same), dtype=torch.long))
+
+
 def recall_hits(query: torch.Tensor, bank: torch.Tensor, query_labels: torch.Tensor, bank_labels: torch.Tensor,
                 ks: list[int], chunk: int = 1024) -> dict[int, torch.Tensor]:
     """Per query and per k: whether a bank row of the query's class is among its k most similar rows."""
-    kmax = min(max(ks), len(bank))
-    ranked = torch.cat([(q @ bank.T).topk(kmax, dim=1).indices for q in query.split(chunk)])
-    same = bank_labels[ranked] == query_labels[:, None]  # (Q, kmax)
-    return {k: same[:, :min(k, kmax)].any(dim=1) for k in ks}
+    first = first_hits(query, bank, query_labels, bank_labels, max(ks), chunk)
+    return {k: (first > 0) & (first <= k) for k in ks}
 
 
 class Retrieval(EmbeddingProtocol):
@@ -30,9 +38,12 @@ class Retrieval(EmbeddingProtocol):
     mode = "frozen encoder, no training: test videos query training videos by cosine similarity"
 
     def score(self, task, bank, bank_labels, queries, labels, c):
-        metrics, ci = {}, {}
+        metrics, ci, views = {}, {}, {}
         for suffix, q in queries.items():
-            for k, hits in recall_hits(q, bank, labels, bank_labels, c.recall_at).items():
+            first = first_hits(q, bank, labels, bank_labels, max(c.recall_at))
+            for k in c.recall_at:
+                hits = (first > 0) & (first <= k)
                 metrics[f"R@{k}{suffix}"] = 100.0 * hits.float().mean().item()
                 ci[f"R@{k}{suffix}"] = bootstrap_ci(hits)
-        return metrics, ci
+            views[suffix.lstrip("_") or "all"] = {"first_hit": first.tolist()}
+        return metrics, ci, views

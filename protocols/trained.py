@@ -28,9 +28,9 @@ from harness.data.task import Task
 from harness.engine import train, use_bf16
 from harness.optim import lr_at
 from harness.storage import atomic_json, atomic_save, content_key
-from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views
+from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views, video_outputs, view_outputs
 from protocols.configs import TrainedConfig
-from protocols.frozen import TaskGroup, TaskProtocol, task_groups, test_layout
+from protocols.frozen import TaskGroup, TaskProtocol, row_ids, task_groups, test_layout
 from protocols.multiview import extract
 
 
@@ -236,5 +236,7 @@ class TrainedProtocol(TaskProtocol):
                     bad_videos={**bad["train"].failed, **bad["test"].failed}, ci95=ci,
                     extra={"fit": {k: v for k, v in info.items() if k != "loss_curve"},
                            "loss_curve": info["loss_curve"],
-                           **({"train_ids": g.train_ids} if g.train_ids is not None else {})}))
+                           **({"train_ids": g.train_ids} if g.train_ids is not None else {})},
+                    outputs=video_outputs(row_ids(g.test, te), te.labels[t.label],
+                                          view_outputs(lg, te.labels[t.label], lay, c.aggregate))))
         return results

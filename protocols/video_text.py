@@ -19,7 +19,7 @@ import torch.nn as nn
 from harness.data.datasets import LabelledViews
 from harness.engine import use_bf16
 from harness.errors import ConfigError
-from protocols.base import EvalContext, TaskResult, bootstrap_ci, topk
+from protocols.base import EvalContext, TaskResult, bootstrap_ci, class_outputs, topk, video_outputs
 from protocols.configs import RetrievalTextConfig, ZeroshotConfig
 from protocols.frozen import TaskProtocol, task_groups, test_layout, video_embedding
 from protocols.multiview import extract
@@ -113,23 +113,25 @@ class Zeroshot(VideoTextProtocol):
     def evaluate(self, exports: dict[str, nn.Module], ctx: EvalContext) -> list[TaskResult]:
         scorer = scorer_of(exports, "zeroshot")
         results = []
-        for g, feats, _, bad, seconds in self.groups(exports, ctx):
+        for g, feats, entries, bad, seconds in self.groups(exports, ctx):
             lay = test_layout(g.cfg)
             for t in g.tasks:
                 t1 = time.perf_counter()
                 prompts = t.class_prompts()
                 y = feats.labels[t.label]
-                metrics, ci = {}, {}
+                metrics, ci, views = {}, {}, {}
                 scored = self.scored_views(feats, lay, partial(self.class_scores, scorer, prompts=prompts, device=ctx.device))
                 for suffix, s in scored.items():  # s: (N, classes)
                     metrics[f"top1{suffix}"], metrics[f"top5{suffix}"] = topk(s, y, 1), topk(s, y, 5)
                     ci[f"top1{suffix}"] = bootstrap_ci(s.argmax(1) == y)
+                    views[suffix.lstrip("_") or "all"] = class_outputs(s, y)
                 results.append(TaskResult(
                     task=t.name, metrics=metrics,
                     costs={"feature_seconds": seconds, "fit_seconds": time.perf_counter() - t1,
                            "test_clips_per_s": feats.clips_per_s},
                     counts=self.counts(g, lay, len(y)), bad_videos=dict(bad.failed), ci95=ci,
-                    extra={"prompts": [list(p) for p in prompts]}))
+                    extra={"prompts": [list(p) for p in prompts]},
+                    outputs=video_outputs([str(e.get("id", e["path"])) for e in entries], y, views)))
         return results
 
     @staticmethod
@@ -180,13 +182,15 @@ class RetrievalText(VideoTextProtocol):
             if not any(captions):
                 raise ConfigError(f"retrieval-text: the test videos of {g.tasks[0].dataset!r} have no captions")
             t0 = time.perf_counter()
-            metrics, ci = {}, {}
+            metrics, ci, views = {}, {}, {}
             scored = self.scored_views(feats, lay, partial(pair_scores, scorer, texts=captions, device=ctx.device))
             for suffix, sim in scored.items():  # sim: captions x videos
                 for prefix, s in (("t2v", sim), ("v2t", sim.T)):
                     m, c = recall_metrics(s, g.cfg.recall_at, prefix, suffix)
                     metrics.update(m)
                     ci.update(c)
+                    # per query (a caption, or a video): the rank of its own pair
+                    views.setdefault(suffix.lstrip("_") or "all", {})[f"{prefix}_rank"] = pair_ranks(s).tolist()
             n = len(captions)
             results.append(TaskResult(
                 task=g.tasks[0].name, metrics=metrics,
@@ -194,5 +198,7 @@ class RetrievalText(VideoTextProtocol):
                        "test_clips_per_s": feats.clips_per_s},
                 counts=self.counts(g, lay, n), bad_videos=dict(bad.failed), ci95=ci,
                 extra={"chance": {f"R@{k}": 100.0 * min(k, n) / n for k in g.cfg.recall_at} | {"MedR": (n + 1) / 2},
-                       "repeated_captions": n - len(set(captions)), "scorer": scorer.kind}))
+                       "repeated_captions": n - len(set(captions)), "scorer": scorer.kind},
+                outputs=video_outputs([str(e.get("id", e["path"])) for e in entries],
+                                      feats.labels[g.tasks[0].label], views)))
         return results

@@ -83,7 +83,7 @@ def leaderboard(
         from harness.report.leaderboard import leaderboard as make_leaderboard
         from harness.report.throughput import load_perf, perf_table
 
-        board = make_leaderboard(records, metric=metric, profile=profile)
+        board = make_leaderboard(records, metric=metric, profile=profile, runs_dir=cfg.runs_dir())
         if fmt == "html":
             from harness.report.html import page
             from harness.storage import atomic_write
@@ -97,3 +97,52 @@ def leaderboard(
         steps = perf_table(load_perf(cfg.results_root())) if fmt == "markdown" else ""
         if steps:
             typer.echo(f"\nStep throughput, the newest `bench perf` of each method and backbone:\n\n{steps}")
+
+
+@app.command()
+def compare(
+    a: str = typer.Argument(..., help="leaderboard rows A: a method, or KEY=V,... (method=rho_byol,rho=4)"),
+    b: str = typer.Argument(..., help="rows B, as A"),
+    metric: str = typer.Option("top1", "--metric", metavar="NAME", help="top1 | top5 | top1_1view | R@10 | t2v_R@5 ..."),
+    task: Optional[List[str]] = typer.Option(None, "--task", metavar="NAME", help="default: every task both scored"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="NAME", help="when A or B ran several"),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", metavar="NAME", help="when A or B ran several"),
+    plan: Optional[float] = typer.Option(None, "--plan", metavar="POINTS",
+                                         help="also say how many seeds a difference of POINTS needs"),
+    results_dir: Optional[str] = ResultsOpt,
+    config: Optional[str] = ConfigOpt,
+):
+    """Is A better than B? The paired difference over the seeds and test videos both scored: a 95% interval
+    and p-value (Student's t over seeds paired by video), a verdict, and the variance from seeds vs test clips."""
+    with _friendly():
+        from harness.report import compare as cmp
+
+        cfg = _load(config=config, results_dir=results_dir)
+        records, _ = load_records(cfg.runs_dir())
+        sides = {}
+        for name, text in (("A", a), ("B", b)):
+            sel = cmp.parse_selector(text)
+            for key, value in (("protocol", protocol), ("profile", profile)):
+                if value and key not in sel:
+                    sel[key] = value
+            rows = cmp.select(records, sel)
+            for key in ("protocol", "profile"):
+                kinds = sorted({r[key] for r in rows})
+                if len(kinds) > 1:
+                    raise ConfigError(f"{name} = {text!r} selects runs of several {key}s ({', '.join(kinds)}); "
+                                      f"add --{key}")
+            if not rows:
+                raise ConfigError(f"{name} = {text!r} selects no record in {cfg.runs_dir()}")
+            sides[name] = rows
+        if sides["A"][0]["protocol"] != sides["B"][0]["protocol"]:
+            raise ConfigError("A and B were scored by different protocols; compare runs of one protocol")
+        shared = [t for t in sides["A"][0]["tasks"] if any(t in r["tasks"] for r in sides["B"])]
+        tasks = task or shared
+        if not tasks:
+            raise ConfigError("A and B share no task")
+        for t in tasks:
+            c = cmp.compare(cmp.pair(sides["A"], sides["B"], t, metric, cfg.runs_dir()), t, metric)
+            typer.echo(cmp.describe(c, a, b))
+            if plan:
+                typer.echo(f"  to detect {plan:g} points with 80% power: {c.seeds_for(plan)} seeds each "
+                           f"(detectable now: {c.detectable():.1f})")

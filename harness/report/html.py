@@ -56,7 +56,9 @@ def page(board: Board, href: str = "runs/", title: str = "Leaderboard") -> str:
             ids = board.ids.loc[at, c] if board.ids is not None else []
             links = " ".join(f'<a href="{e(href + rid)}.json" title="{e(rid)}">{k}</a>'
                              for k, rid in enumerate(ids if isinstance(ids, list) else [], 1))
-            cells.append(f'<td data-v="{v:.4f}"><b>{v:.1f}</b>{e(spread)} <sup>{links}</sup></td>')
+            rank = board.ranks.loc[at, c] if board.ranks is not None else float("nan")
+            mark = f'<span class="rank">#{int(rank)}</span> ' if rank == rank else ""
+            cells.append(f'<td data-v="{v:.4f}">{mark}<b>{v:.1f}</b>{e(spread)} <sup>{links}</sup></td>')
         cells.append(f'<td data-v="{int(board.seeds.loc[at])}">{int(board.seeds.loc[at])}</td>')
         costs = cost_cells(board.costs.loc[at]) if board.costs is not None else ["", "", "", ""]
         cells += [f'<td data-v="{e(x)}">{e(x)}</td>' for x in costs]

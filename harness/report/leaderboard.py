@@ -105,6 +105,7 @@ class Board:
     boot_hi: Any = None
     ids: Any = None  # DataFrame: the ids of the records behind each cell (lists)
     costs: Any = None  # DataFrame per row: pretrain_s (mean), clips_per_s (mean), peak_gb (max), device
+    ranks: Any = None  # DataFrame: each cell's rank in its column with ties (`compare.tie_ranks`); None: not ranked
 
     @property
     def empty(self) -> bool:
@@ -117,8 +118,9 @@ def t95(n: int) -> float:
     return float(t.ppf(0.975, n - 1))
 
 
-def leaderboard(records: list[dict], metric: str = "top1", profile: str | None = None) -> Board:
-    """Method variant x protocol:task table of `metric`: mean over seeds, with a 95% CI."""
+def leaderboard(records: list[dict], metric: str = "top1", profile: str | None = None, runs_dir=None) -> Board:
+    """Method variant x protocol:task table of `metric`: mean over seeds, with a 95% CI; with `runs_dir` (where
+    the records' per-video outputs are), each column ranked with ties by paired tests."""
     df = records_frame(records)
     if df.empty:
         raise ConfigError("no run records yet: try `bench run --method rho_byol --protocol linear`")
@@ -153,10 +155,32 @@ def leaderboard(records: list[dict], metric: str = "top1", profile: str | None =
     costs = df.drop_duplicates("id").groupby(["profile", "row"]).agg(
         pretrain_s=("pretrain_s", "mean"), clips_per_s=("clips_per_s", "mean"), peak_gb=("peak_gb", "max"),
         device=("device", lambda s: ", ".join(sorted({d for d in s if d}))))
-    return Board(metric, mean.reindex(index=idx, columns=cols), ci.reindex(index=idx, columns=cols),
-                 n.reindex(index=idx, columns=cols), seeds.reindex(idx), notes.reindex(idx),
-                 bounds[0].reindex(index=idx, columns=cols), bounds[1].reindex(index=idx, columns=cols),
-                 ids.reindex(index=idx, columns=cols), costs.reindex(idx))
+    board = Board(metric, mean.reindex(index=idx, columns=cols), ci.reindex(index=idx, columns=cols),
+                  n.reindex(index=idx, columns=cols), seeds.reindex(idx), notes.reindex(idx),
+                  bounds[0].reindex(index=idx, columns=cols), bounds[1].reindex(index=idx, columns=cols),
+                  ids.reindex(index=idx, columns=cols), costs.reindex(idx))
+    if runs_dir is not None:
+        board.ranks = rank_board(board, {r.get("id"): r for r in records}, runs_dir)
+    return board
+
+
+def rank_board(board: Board, by_id: dict[str, dict], runs_dir):
+    """Each cell's rank within its column and profile (`compare.tie_ranks`); NaN where a row cannot be ranked."""
+    from harness.report.compare import tie_ranks
+
+    ranks = board.mean * float("nan")
+    for col in board.mean.columns:
+        task = col.split(":", 1)[1]
+        for prof in board.mean.index.get_level_values(0).unique():
+            cells = {row: [by_id[i] for i in board.ids.loc[(p, row), col]]
+                     for (p, row) in board.mean.index if p == prof and board.mean.notna().loc[(p, row), col]}
+            try:
+                for row, rank in tie_ranks(cells, task, board.metric, runs_dir).items():
+                    if rank is not None:
+                        ranks.loc[(prof, row), col] = rank
+            except ConfigError:  # a metric without a per-video form (MedR): not ranked
+                continue
+    return ranks
 
 
 EMPHASIS_ORDER = ("temporal", "spatial", "")
@@ -176,14 +200,15 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
         return "" if x != x else f"{x:.6g}"
 
     if fmt == "csv":
-        rows = ["profile,method,column,mean,ci95,seeds,boot_low,boot_high"]
+        rows = ["profile,method,column,mean,ci95,seeds,boot_low,boot_high,rank"]
         for (prof, row), line in board.mean.iterrows():
             for col, v in line.items():
                 if v == v:  # not NaN
                     at = ((prof, row), col)
                     rows.append(",".join([prof, _csv(row), col, f"{v:.6g}", num(board.ci95.loc[at]),
                                           str(int(board.n.loc[at])), num(board.boot_lo.loc[at]),
-                                          num(board.boot_hi.loc[at])]))
+                                          num(board.boot_hi.loc[at]),
+                                          num(board.ranks.loc[at]) if board.ranks is not None else ""]))
         return "\n".join(rows)
     cols = list(board.mean.columns)
     show_notes = bool((board.notes != "").any())
@@ -203,12 +228,18 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
                 continue
             lo, hi = board.boot_lo.loc[(prof, row), col], board.boot_hi.loc[(prof, row), col]
             text = f"{v:.1f}" + (f" ± {ci:.1f}" if ci == ci else f" [{lo:.1f}, {hi:.1f}]" if lo == lo else "")
-            cells.append(text + (f" (n={int(k)})" if int(k) != most else ""))
+            rank = board.ranks.loc[(prof, row), col] if board.ranks is not None else float("nan")
+            cells.append((f"#{int(rank)} " if rank == rank else "") + text + (f" (n={int(k)})" if int(k) != most else ""))
         notes = [board.notes.loc[(prof, row)]] if show_notes else []
         costs = cost_cells(board.costs.loc[(prof, row)]) if show_costs else []
         lines.append("| " + " | ".join([prof, row, *cells, str(most), *costs, *notes]) + " |")
     if any(task_emphasis(c) for c in cols):
         lines += ["", "[T] temporally-heavy task (motion decides the class), [S] spatially-heavy task (one frame does)."]
+    if board.ranks is not None and bool(board.ranks.notna().to_numpy().any()):
+        lines += ["", "#k: the cell's rank in its column. Rows not significantly worse than the best share rank 1 (paired "
+                      "per-video tests: Student's t over seeds, one seed: sign-flip over videos; Holm-corrected over "
+                      "the rows compared), and so on down; rows without per-video outputs are not ranked. Seeds per "
+                      "row: the seeds column."]
     return "\n".join(lines)
 
 

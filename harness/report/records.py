@@ -49,9 +49,10 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_record(record: dict[str, Any], directory: Path) -> Path:
+def write_record(record: dict[str, Any], directory: Path, outputs: dict[str, dict] | None = None) -> Path:
     """Write `record` under a unique name via temp file + fsync + rename: readers never see half a
-    record and two runs finishing together cannot overwrite each other."""
+    record and two runs finishing together cannot overwrite each other. `outputs` (per task, the per-video
+    outputs) are written first, beside it, and the record names them (`per_video`)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -60,6 +61,10 @@ def write_record(record: dict[str, Any], directory: Path) -> Path:
     rid = record.setdefault("id", f"{stamp}-{record['method']}-{record['protocol']}-{uuid.uuid4().hex[:8]}")
     final = directory / f"{rid}.json"
     try:
+        if outputs:
+            from harness.report.outputs import VERSION, write_outputs
+
+            record["per_video"] = {"file": write_outputs(directory, rid, outputs), "version": VERSION}
         atomic_write(final, lambda f: json.dump(record, f, indent=1, default=str))
     except OSError as e:
         raise StorageError(f"run record {final} could not be written ({describe_os_error(e)}); nothing was saved") from None
@@ -114,7 +119,8 @@ def build_record(cfg, results: list, card: dict, *, pretrain: dict, stages: dict
     - `config`, `config_files`: the whole resolved configuration and the files it came from.
     - `pretrain_key`: names the cached encoder (None without pre-training).
     - `versions`, `git_commit`, `host`, `started`, `finished`, `command`, `cwd`: where and when it ran.
-    - `id`: added when the record is written (`write_record`).
+    - `id`: added when the record is written (`write_record`); `per_video`: the file of per-video outputs
+      written beside it (`report.outputs`), when the protocol gives them.
     """
     import os
     import sys
@@ -124,7 +130,8 @@ def build_record(cfg, results: list, card: dict, *, pretrain: dict, stages: dict
     return {
         "schema": 2,
         "method": cfg.method, "protocol": cfg.protocol, "profile": cfg.profile, "backbone": cfg.backbone.name,
-        "seed": cfg.run.seed, "tasks": [r.task for r in results], "results": [asdict(r) for r in results],
+        "seed": cfg.run.seed, "tasks": [r.task for r in results],
+        "results": [{k: v for k, v in asdict(r).items() if k != "outputs"} for r in results],
         "code_version": {"pretrain": pretrain_version, "protocol": protocol_version},
         "identity": {"encoder": cfg.encoder_identity(cfg.pretrains), "protocol": cfg.protocol_identity()},
         "protocol_card": {"protocol": cfg.protocol, **card, "scored_encoder": scored_encoder},
