@@ -80,8 +80,8 @@ def test_leaderboard_averages_seeds_with_a_t_interval():
     assert "| embedded | rho_byol | 50.0 ± 24.8 | 85.0 ± 12.4 | 3 |" in md
     assert "| embedded | random_init | 20.0 | 60.0 | 1 |" in md
     csv = format_table(board, "csv").splitlines()
-    assert csv[0] == "profile,method,column,mean,ci95,seeds,boot_low,boot_high"
-    assert "embedded,rho_byol,linear:app,50,24.8414,3,," in csv
+    assert csv[0] == "profile,method,column,mean,ci95,seeds,boot_low,boot_high,rank"
+    assert "embedded,rho_byol,linear:app,50,24.8414,3,,," in csv
 
 
 def test_a_one_seed_cell_shows_its_bootstrap_interval_over_test_videos():
@@ -94,7 +94,7 @@ def test_a_one_seed_cell_shows_its_bootstrap_interval_over_test_videos():
     md = format_table(board)
     assert "| embedded | rho_byol | 40.0 [31.5, 48.2] | 90.0 |" in md  # mot: a record without a CI
     assert "| embedded | rho_simclr | 45.0 ± 63.5 |" in md  # two seeds: the interval over seeds
-    assert "embedded,rho_byol,linear:app,40,,1,31.5,48.25" in format_table(board, "csv").splitlines()
+    assert "embedded,rho_byol,linear:app,40,,1,31.5,48.25," in format_table(board, "csv").splitlines()
 
 
 def test_reruns_of_one_seed_count_once():
