@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from harness.data import synth as S
+from harness.data.encoding import PALETTE
 
 EXPECTED_VIDEO = {  # codec, container (PyAV's format name contains it), frame rates, sizes, extension
     "k400": ("h264", "mp4", {Fraction(30000, 1001), Fraction(25)}, {(340, 256)}, ".mp4"),
@@ -98,7 +99,7 @@ def test_videos_show_their_class(made):
         for p in sorted((made["ucf101"] / "UCF-101" / cls).iterdir()):
             first = _probe(p)[5].reshape(-1, 3).astype(np.float32)
             median = np.median(first, axis=0)
-            nearest = int(np.argmin(np.abs(S.PALETTE - median).sum(axis=1)))
+            nearest = int(np.argmin(np.abs(PALETTE - median).sum(axis=1)))
             assert nearest == i, (p, median)
 
 
