@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,20 @@ def load_outputs(record: dict[str, Any], directory: Path) -> dict[str, dict] | N
         return None
     path = Path(directory) / ref["file"]
     try:
-        body = json.loads(gzip.decompress(path.read_bytes()))
+        stat = path.stat()
+        body = _read(str(path), stat.st_mtime_ns, stat.st_size)
     except (OSError, EOFError, ValueError) as e:
         raise ConfigError(f"{path}: the per-video outputs of record {record.get('id')} cannot be read ({e})") from None
     if body.get("version") != VERSION:
         raise ConfigError(f"{path}: per-video outputs of version {body.get('version')}; this harness reads {VERSION}")
     return body["tasks"]
+
+
+@lru_cache(maxsize=256)
+def _read(path: str, mtime_ns: int, size: int) -> dict:
+    """A file's parsed outputs, read once while it is unchanged: a leaderboard's ranks compare each record's
+    outputs with several others'. Callers must not modify what it returns."""
+    return json.loads(gzip.decompress(Path(path).read_bytes()))
 
 
 _METRIC = re.compile(r"^(?:(?P<dir>t2v|v2t)_)?(?P<name>top|R@)(?P<k>\d+)(?P<one>_1view)?$")
