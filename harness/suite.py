@@ -124,6 +124,48 @@ def estimate(job: Job, records: list[dict], profile: str, path: str | None = Non
     return pre, seconds, statistics.median(per_task) * len(job.tasks) if per_task else None
 
 
+def seeds_plan(jobs: list[Job], records: list[dict], profile: str, runs_dir: Path, detect: float, seeds: int,
+               path: str | None = None) -> list[str]:
+    """How many seeds the suite's comparisons need, per column (protocol, task, metric): from every pair of
+    its rows already recorded with two seeds or more and per-video outputs, the variance of one seed's paired
+    difference (median over the pairs); then the difference `seeds` seeds detect with 80% power, and the seeds
+    a difference of `detect` points needs."""
+    import itertools
+
+    from harness.report import compare as cmp
+
+    if not detect > 0:
+        raise ConfigError(f"--detect {detect:g}: the difference to detect must be a positive number of points")
+    columns: dict[tuple[str, str, str], list[paper.Experiment]] = {}
+    for job in jobs:
+        for e in job.experiments:
+            if e not in columns.setdefault((e.protocol, e.task, e.metric), []):
+                columns[(e.protocol, e.task, e.metric)].append(e)
+    lines = []
+    for (protocol, task, metric), exps in columns.items():
+        rows = [[r for r in records if paper.matches(r, profile, e, path)] for e in exps]
+        found = []
+        for ra, rb in itertools.combinations([r for r in rows if r], 2):
+            try:
+                c = cmp.compare(cmp.pair(ra, rb, task, metric, runs_dir), task, metric)
+            except ConfigError:  # no per-video outputs, or nothing shared
+                continue
+            if len(c.seeds) > 1:
+                found.append(c)
+        head = f"seeds plan, {protocol} on {task} ({metric}): "
+        if not found:
+            lines.append(head + "no two rows recorded with 2+ shared seeds and per-video outputs yet, so the seeds' "
+                                "share of the variance is unknown; run --seeds 2 first, then ask again")
+            continue
+        var = statistics.median(c.per_seed_var for c in found)
+        share = statistics.median(c.seed_share for c in found)
+        lines.append(head + f"one seed's paired difference has sd {var ** 0.5:.1f} points ({100 * share:.0f}% from "
+                     f"training seeds; median of {len(found)} pairs of rows); {seeds} seed{'s' * (seeds != 1)} detect "
+                     f"{cmp.detectable(var, seeds):.1f} points with 80% power; {detect:g} points needs "
+                     f"{cmp.seeds_for(var, detect)} seeds")
+    return lines
+
+
 @dataclass
 class Outcome:
     job: Job
@@ -134,9 +176,10 @@ class Outcome:
 
 def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]], *, dry_run: bool = False,
               path: str | None = None, results_dir: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, runner: Callable | None = None) -> list[Outcome]:
-    """Run (or with `dry_run`, list with their estimated cost) the jobs not yet recorded; `runner` is
-    `harness.runner.run` unless a test gives another."""
+              log: Callable[[str], None] = print, runner: Callable | None = None,
+              plan_seeds: Callable[[list[dict]], list[str]] | None = None) -> list[Outcome]:
+    """Run (or with `dry_run`, list with their estimated cost and, with `plan_seeds`, the seeds its
+    comparisons need) the jobs not yet recorded; `runner` is `harness.runner.run` unless a test gives another."""
     records = records_of()
     outcomes = []
     todo = [j for j in jobs if not done(j, records, profile, path)]
@@ -155,6 +198,8 @@ def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]
             outcomes.append(Outcome(job, "planned", pre, sum(known)))
         log(f"{len(todo)} runs to do, {len(jobs) - len(todo)} already recorded; estimated {_duration(total)}"
             + (f" plus {unknown} runs of unknown cost (? : no earlier record of this profile tells)" if unknown else ""))
+        for line in plan_seeds(records) if plan_seeds else []:
+            log(line)
         return outcomes
     if runner is None:
         from harness.runner import run as runner

@@ -226,3 +226,67 @@ def test_released_checkpoints_scored_here_appear_as_extra_rows():
     assert r.released[0][0] == "SLOW_8x8_R50_BYOL.pyth (ab12cd34)" and len(r.released) == 1
     assert r.released[0][1][0].mean == 33.0 and r.released[0][1][1] is None  # scored by the probe only
     assert "| released: SLOW_8x8_R50_BYOL.pyth (ab12cd34) | – / 33.0 [28.0, 38.0] (n=1) |  |" in tables.markdown(r)
+
+
+def _with_outputs(runs_dir, rec: dict, task: str, hits) -> dict:
+    """`rec` with per-video outputs (one hit or miss per video) written beside it, as `bench run` does."""
+    from harness.report.outputs import write_outputs
+
+    out = {task: {"ids": [f"v{i}" for i in range(len(hits))], "label": [0] * len(hits),
+                  "views": {"all": {"pred": [0 if x else 1 for x in hits], "true_rank": [1 if x else 2 for x in hits],
+                                    "true_score": [0.5] * len(hits)}}}}
+    rec["tasks"] = [task]
+    rec["per_video"] = {"file": write_outputs(runs_dir, rec["id"], out), "version": 1}
+    return rec
+
+
+def _column_records(runs_dir, rates: dict[int, float], seeds: int = 3, videos: int = 60, seed_sd: float = 0.0):
+    """Records of the ρ = 2 linear column (row index: hit rate), each seed's rate moved by `seed_sd`."""
+    import numpy as np
+
+    defs = paper.load_definitions()
+    table = defs.table(RHO)
+    rng, records = np.random.default_rng(0), []
+    for row, p in rates.items():
+        exp = paper.experiment(defs, table, row, 1, "embedded")
+        for seed in range(seeds):
+            h = (rng.random(videos) < p + rng.normal(0, seed_sd)).astype(int)
+            records.append(_with_outputs(runs_dir, _record("embedded", exp, 100 * h.mean(), seed), exp.task, h))
+    return table, records
+
+
+def test_paper_table_cells_are_ranked_with_ties_in_their_column(tmp_path):
+    """ρ = 2 linear column: ρMoCo ~90% and ρSimCLR ~88% per video (3 seeds, 60 videos) share rank 1, ρBYOL
+    (~20%) is rank 3; markdown, CSV and HTML show it and the table states the test under it."""
+    table, records = _column_records(tmp_path, {0: 0.9, 2: 0.88, 1: 0.2})
+    r = fill(table, records, "embedded", runs_dir=tmp_path)
+    assert [r.rank(i, 1) for i in range(4)] == [1, 3, 1, None]
+    assert r.rank(0, 0) is None  # an empty column is not ranked
+    md = tables.markdown(r)
+    assert "| ρBYOL | 60.6 / no run | 65.8 / #3 " in md and "share rank 1" in md
+    rows = list(csv.DictReader(tables.csv_text(r).splitlines()))
+    assert {x["row"]: x["rank"] for x in rows if x["column"] == "ρ=2" and x["group"] == "K400 linear"} == \
+        {"ρMoCo": "1", "ρBYOL": "3", "ρSimCLR": "1", "ρSwAV": ""}
+    assert "#1 <b" in tables.html_table(r)
+    unranked = fill(table, records, "embedded")  # no runs folder given: no ranks, no note
+    assert not unranked.ranked and "#1" not in tables.markdown(unranked) and "share rank" not in tables.markdown(unranked)
+
+
+def test_suite_dry_run_says_how_many_seeds_a_difference_needs(tmp_path):
+    """The plan reads the variance of paired differences from the recorded rows of each column: the median
+    over pairs of rows, turned into seeds by the same power formula `bench compare --plan` uses."""
+    from harness.report import compare as cmp
+
+    jobs, _ = suite.plan("rho", "embedded", 3, {"rho": {"2"}})
+    assert "unknown; run --seeds 2 first" in suite.seeds_plan(jobs, [], "embedded", tmp_path, 5.0, 3)[0]
+    _, records = _column_records(tmp_path, {0: 0.5, 1: 0.45, 2: 0.3}, seeds=3, videos=200, seed_sd=0.04)
+    lines = suite.seeds_plan(jobs, records, "embedded", tmp_path, 5.0, 3)
+    line = next(x for x in lines if x.startswith("seeds plan, linear-cached on digits-appearance (top1)"))
+    by = {m: [r for r in records if r["method"] == m] for m in ("rho_moco", "rho_byol", "rho_simclr")}
+    pairs = [cmp.compare(cmp.pair(by[a], by[b], "digits-appearance", "top1", tmp_path), "digits-appearance", "top1")
+             for a, b in (("rho_moco", "rho_byol"), ("rho_moco", "rho_simclr"), ("rho_byol", "rho_simclr"))]
+    var = sorted(c.per_seed_var for c in pairs)[1]
+    assert "median of 3 pairs of rows" in line and f"sd {var ** 0.5:.1f} points" in line
+    assert f"5 points needs {cmp.seeds_for(var, 5.0)} seeds" in line and f"detect {cmp.detectable(var, 3):.1f}" in line
+    with pytest.raises(paper.ConfigError, match="--detect"):
+        suite.seeds_plan(jobs, records, "embedded", tmp_path, 0.0, 3)

@@ -84,7 +84,10 @@ def suite(
     seeds: int = typer.Option(1, "--seeds", metavar="N", help="seeds 0..N-1 of every experiment"),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="KEY=V1,V2",
                                              help="only the cells with these selector values: --only rho=1,2"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="list what would run and its estimated cost"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list what would run, its estimated cost and the "
+                                                          "seeds its comparisons need"),
+    detect: float = typer.Option(5.0, "--detect", metavar="POINTS",
+                                 help="with --dry-run: the difference between two rows the seeds plan aims to detect"),
     config: Optional[str] = ConfigOpt,
     results_dir: Optional[str] = ResultsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
@@ -119,7 +122,9 @@ def suite(
             return
         outcomes = s.run_suite(jobs, cfg.profile, lambda: load_records(cfg.runs_dir())[0], dry_run=dry_run,
                                path=config, results_dir=results_dir, progress=not quiet,
-                               log=lambda m: typer.echo(m, err=True))
+                               log=lambda m: typer.echo(m, err=True),
+                               plan_seeds=lambda recs: s.seeds_plan(jobs, recs, cfg.profile, cfg.runs_dir(), detect,
+                                                                    seeds, config))
         if not dry_run:
             typer.echo(s.report(outcomes))
             failed = [o for o in outcomes if o.status == "failed"]

@@ -42,7 +42,7 @@ def tables(
             typer.echo(f"warning: skipped {line}", err=True)
         keep = parse_only(only or [])
         chosen = [paper.restrict(tab, keep) for tab in paper.load_definitions().select(paper_, table)]
-        done = [fill(tab, records, cfg.profile, config) for tab in chosen]
+        done = [fill(tab, records, cfg.profile, config, cfg.runs_dir()) for tab in chosen]
         if fmt == "html":
             typer.echo(t.html_page(f"Paper tables, profile {cfg.profile}", "\n".join(t.html_table(r) for r in done)))
         elif fmt == "csv":

@@ -129,6 +129,19 @@ def sign_flip_p(x: np.ndarray, resamples: int = 20000, seed: int = 0) -> float:
     return float((stats >= observed - 1e-12).mean())
 
 
+def detectable(per_seed_var: float, seeds: int) -> float:
+    """The smallest paired difference (points) a t-test over `seeds` seeds finds with 80% power at the 5%
+    level, when one seed's paired mean difference has variance `per_seed_var` (points²)."""
+    n = seeds
+    quant = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) if n > 1 else (Z_95 + Z_80)
+    return quant * math.sqrt(per_seed_var / n)
+
+
+def seeds_for(per_seed_var: float, delta: float, most: int = 1000) -> int:
+    """Seeds each side needs to detect a difference of `delta` points with 80% power (t over seeds)."""
+    return next((n for n in range(2, most + 1) if detectable(per_seed_var, n) <= delta), most)
+
+
 @dataclass
 class Comparison:
     """The paired difference A - B (points of the metric) and what decides it."""
@@ -157,13 +170,11 @@ class Comparison:
 
     def detectable(self, seeds: int | None = None) -> float:
         """The smallest difference (points) found with 80% power at the 5% level with `seeds` seeds."""
-        n = seeds or len(self.seeds)
-        quant = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) if n > 1 else (Z_95 + Z_80)
-        return quant * math.sqrt(self.per_seed_var / n)
+        return detectable(self.per_seed_var, seeds or len(self.seeds))
 
     def seeds_for(self, delta: float, most: int = 1000) -> int:
         """Seeds each side needs to detect a difference of `delta` points with 80% power (t over seeds)."""
-        return next((n for n in range(2, most + 1) if self.detectable(n) <= delta), most)
+        return seeds_for(self.per_seed_var, delta, most)
 
     @property
     def seed_share(self) -> float:
@@ -224,6 +235,11 @@ def holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
         out[i] = running
     return out
+
+
+RANK_NOTE = ("#k: the cell's rank in its column. Rows not significantly worse than the best share rank 1 (paired "
+             "per-video tests: Student's t over seeds, one seed: sign-flip over videos; Holm-corrected over the rows "
+             "compared), and so on down; rows without per-video outputs are not ranked.")
 
 
 def tie_ranks(rows: dict[str, list[dict]], task: str, metric: str, runs_dir: Path, alpha: float = 0.05

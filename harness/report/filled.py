@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.report import paper
+from harness.report.compare import tie_ranks
 
 
 @dataclass
@@ -34,6 +36,14 @@ class Rendered:
     profile: str
     cells: list[list[Cell]]  # rows x columns
     released: list[tuple[str, list[paper.Ours | None]]]  # checkpoint label, one entry per column
+    ranks: list[list[int | None]] | None = None  # rows x columns, `compare.tie_ranks` within each column
+
+    def rank(self, i: int, j: int) -> int | None:
+        return self.ranks[i][j] if self.ranks else None
+
+    @property
+    def ranked(self) -> bool:
+        return any(k is not None for line in self.ranks or [] for k in line)
 
     @property
     def stand_in(self) -> bool:
@@ -45,7 +55,10 @@ class Rendered:
         return c.ours.mean - c.paper_value
 
 
-def fill(table: paper.Table, records: list[dict], profile: str, config_path: str | None = None) -> Rendered:
+def fill(table: paper.Table, records: list[dict], profile: str, config_path: str | None = None,
+         runs_dir: Path | None = None) -> Rendered:
+    """The table's cells from `records`; with `runs_dir` (where the records' per-video outputs are) each
+    column's cells are also ranked with ties."""
     defs = paper.load_definitions()
     rows = []
     for i, row in enumerate(table.rows):
@@ -57,7 +70,29 @@ def fill(table: paper.Table, records: list[dict], profile: str, config_path: str
             line.append(Cell(row.label, col.group, col.label, defs.reference(table, i, j), exp, why,
                              paper.ours(records, profile, exp, config_path) if exp else None))
         rows.append(line)
-    return Rendered(table, profile, rows, released(rows, records, profile, config_path))
+    done = Rendered(table, profile, rows, released(rows, records, profile, config_path))
+    if runs_dir is not None:
+        done.ranks = rank_cells(rows, {r.get("id"): r for r in records}, runs_dir)
+    return done
+
+
+def rank_cells(rows: list[list[Cell]], by_id: dict[str, dict], runs_dir: Path) -> list[list[int | None]]:
+    """Each cell's rank among the filled cells of its column (rows of one column share task and metric)."""
+    ranks: list[list[int | None]] = [[None] * len(line) for line in rows]
+    for j in range(len(rows[0]) if rows else 0):
+        filled = {i: line[j] for i, line in enumerate(rows) if line[j].ours and line[j].experiment}
+        if len(filled) < 2:
+            continue
+        exp = next(iter(filled.values())).experiment
+        cells = {str(i): [by_id[rid] for rid in dict.fromkeys(c.ours.records) if rid in by_id]
+                 for i, c in filled.items()}
+        try:
+            found = tie_ranks(cells, exp.task, exp.metric, runs_dir)
+        except ConfigError:  # a metric without a per-video form (MedR): not ranked
+            continue
+        for i, k in found.items():
+            ranks[int(i)][j] = k
+    return ranks
 
 
 def released(rows: list[list[Cell]], records: list[dict], profile: str, config_path: str | None) -> list:

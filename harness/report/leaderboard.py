@@ -236,10 +236,9 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
     if any(task_emphasis(c) for c in cols):
         lines += ["", "[T] temporally-heavy task (motion decides the class), [S] spatially-heavy task (one frame does)."]
     if board.ranks is not None and bool(board.ranks.notna().to_numpy().any()):
-        lines += ["", "#k: the cell's rank in its column. Rows not significantly worse than the best share rank 1 (paired "
-                      "per-video tests: Student's t over seeds, one seed: sign-flip over videos; Holm-corrected over "
-                      "the rows compared), and so on down; rows without per-video outputs are not ranked. Seeds per "
-                      "row: the seeds column."]
+        from harness.report.compare import RANK_NOTE
+
+        lines += ["", RANK_NOTE + " Seeds per row: the seeds column."]
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ import html
 import io
 
 from harness.report import paper
+from harness.report.compare import RANK_NOTE
 from harness.report.filled import Cell, Rendered
 
 # ----------------------------------------------------------------------------- formats
@@ -52,7 +53,13 @@ def _column_heads(t: paper.Table) -> list[str]:
 
 
 def _notes(r: Rendered) -> list[str]:
-    return [f"{mark} {note}" for note, mark in _marks(r).items()]
+    rank = [RANK_NOTE + " Seeds per cell: its n."] if r.ranked else []
+    return [f"{mark} {note}" for note, mark in _marks(r).items()] + rank
+
+
+def _rank_text(r: Rendered, i: int, j: int) -> str:
+    k = r.rank(i, j)
+    return "" if k is None else f"#{k} "
 
 
 def markdown(r: Rendered) -> str:
@@ -66,10 +73,10 @@ def markdown(r: Rendered) -> str:
     marks = _marks(r)
     heads = ["", *(h.replace("|", "\\|") for h in _column_heads(t))]
     lines += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    for line in r.cells:
+    for i, line in enumerate(r.cells):
         cells = []
-        for c in line:
-            ours = _ours_text(c.ours, "n/a" if c.why_not else "no run")
+        for j, c in enumerate(line):
+            ours = _rank_text(r, i, j) + _ours_text(c.ours, "n/a" if c.why_not else "no run")
             d = r.diff(c)
             cells.append(f"{_paper_text(c, marks)} / {ours}" + (f" / {d:+.1f}" if d is not None else ""))
         lines.append("| " + " | ".join([line[0].row.replace("|", "\\|"), *cells]) + " |")
@@ -83,7 +90,7 @@ def markdown(r: Rendered) -> str:
 
 
 CSV_HEAD = ("paper,table,profile,row,group,column,paper_value,paper_note,ours_mean,ours_std,ci_low,ci_high,ci_kind,"
-            "seeds,difference,status,command,records")
+            "seeds,difference,rank,status,command,records")
 
 
 def csv_text(r: Rendered) -> str:
@@ -92,16 +99,17 @@ def csv_text(r: Rendered) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_HEAD.split(","))
-    for line in r.cells:
-        for c in line:
-            o = c.ours
+    for i, line in enumerate(r.cells):
+        for j, c in enumerate(line):
+            o, rank = c.ours, r.rank(i, j)
             w.writerow([r.table.paper, r.table.name, r.profile, c.row, c.group, c.column,
                         _num(c.paper_value, 2) if c.paper_value is not None else "",
                         c.reference.note if c.reference else "no number in the paper",
                         _num(o.mean, 3) if o else "", _num(o.std, 3) if o and o.std is not None else "",
                         _num(o.ci[0], 3) if o and o.ci else "", _num(o.ci[1], 3) if o and o.ci else "",
                         o.ci_kind if o else "", o.n if o else 0, _num(r.diff(c), 3) if r.diff(c) is not None else "",
-                        c.status, f"bench run {c.experiment.describe()} --profile {r.profile}" if c.experiment else "",
+                        "" if rank is None else rank, c.status,
+                        f"bench run {c.experiment.describe()} --profile {r.profile}" if c.experiment else "",
                         " ".join(o.records) if o else ""])
     return buf.getvalue()
 
@@ -158,14 +166,14 @@ def html_table(r: Rendered, record_href: str = "runs/") -> str:
     if any(g for g, _ in groups):
         out.append("<tr><th></th>" + "".join(f'<th colspan="{k}">{e(g)}</th>' for g, k in groups) + "</tr>")
     out.append("<tr><th></th>" + "".join(f"<th>{e(c.label)}</th>" for c in t.columns) + "</tr>")
-    for line in r.cells:
+    for i, line in enumerate(r.cells):
         cells = []
-        for c in line:
+        for j, c in enumerate(line):
             body = f'<span class="ref">{e(_paper_text(c, marks))}</span>'
             if c.ours:
                 title = e(_ours_text(c.ours) + (f"; {c.ours.ci_kind} interval" if c.ours.ci_kind else ""))
                 links = " ".join(f'<a href="{e(record_href + rid)}.json">{k}</a>' for k, rid in enumerate(c.ours.records, 1))
-                body += f'<br><b title="{title}">{c.ours.mean:.1f}</b>' + (
+                body += f'<br>{_rank_text(r, i, j)}<b title="{title}">{c.ours.mean:.1f}</b>' + (
                     f"±{c.ours.std:.1f}" if c.ours.std is not None else "") + f' <sup>{links}</sup>'
                 d = r.diff(c)
                 if d is not None:
