@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from harness.engine import resolve_device, to_device, train
 from harness.errors import ConfigError
 from harness.models.stage import Stage
 from harness.report.records import git_commit
-from harness.storage import atomic_json, atomic_save, check_writable
+from harness.storage import atomic_json, atomic_save, check_writable, file_sha256
 
 
 def log(msg: str) -> None:
@@ -69,10 +69,104 @@ def preflight(cfg: Config) -> Plan:
     return Plan(device, precision, version, key, out)
 
 
-def encoder_dir(cfg: Config, device: str, precision: str, version: str) -> tuple[str, Path]:
+def encoder_dir(cfg: Config, device: str, precision: str, version: str, depth: int = 0) -> tuple[str, Path]:
     """The pre-training key of `cfg` on this kind of device, and the cache folder its encoder lives in."""
-    key = cfg.pretrain_key(device, precision, version)
+    key = cfg.pretrain_key(device, precision, version, init_sources(cfg, device, depth))
     return key, cfg.cache_root() / "checkpoints" / f"{cfg.method}-{cfg.backbone.name}-{key}"
+
+
+# ----------------------------------------------------------------------------- staged initialisation
+
+RUN_SOURCE = "run:"
+MAX_CHAIN = 8  # runs started from runs started from ...: deeper than this is a loop
+
+
+def parent_config(cfg: Config, source: str) -> Config:
+    """The run a `pretrain.init` source "run:METHOD;KEY=VALUE;..." names: this profile and user file, this
+    run section (seed, device, cache), the method and settings it lists."""
+    from harness.config import load_config, method_pretrains
+
+    method, *sets = [x.strip() for x in source[len(RUN_SOURCE):].split(";") if x.strip()] or [""]
+    user = cfg.sources[-1] if len(cfg.sources) > 1 else None
+    try:
+        parent = load_config(cfg.profile, sets, method=method or None, seed=cfg.run.seed, path=user)
+    except ConfigError as e:
+        raise ConfigError(f"pretrain.init source {source!r}: {e}") from None
+    if not method or not method_pretrains(parent.method_cfg):
+        raise ConfigError(f"pretrain.init source {source!r}: name a method that pre-trains (run:rho_byol;"
+                          "pretrain.epochs=10); to start from a file, give its path")
+    return replace(parent, run=cfg.run)
+
+
+def init_sources(cfg: Config, device: str, depth: int = 0) -> dict[str, dict]:
+    """What each part of the encoder starts from, as its key names it: a parent run's method, settings and
+    pre-training key (so this key changes whenever the parent's does), or a file's path and sha256."""
+    if depth > MAX_CHAIN:
+        raise ConfigError(f"pretrain.init: a chain of more than {MAX_CHAIN} runs, each starting from the next; "
+                          "does a run start from itself?")
+    out = {}
+    for part, source in sorted(cfg.pretrain.init.items()):
+        if source.startswith(RUN_SOURCE):
+            parent = parent_config(cfg, source)
+            key, _ = encoder_dir(parent, device, resolved_precision(parent.pretrain.precision, device),
+                                 code_version.pretrain_version(parent.method), depth + 1)
+            out[part] = {"run": source, "method": parent.method, "key": key}
+        else:
+            path = Path(source).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"pretrain.init.{part}: {source} is not a file (or write run:METHOD;...)")
+            out[part] = {"file": str(path.resolve()), "sha256": file_sha256(path)}
+    return out
+
+
+def _part(encoder: torch.nn.Module, part: str) -> torch.nn.Module:
+    if part == "encoder":
+        return encoder
+    try:
+        return encoder.get_submodule(part)
+    except AttributeError:
+        names = [n for n, _ in encoder.named_children()]
+        raise ConfigError(f"pretrain.init.{part}: the {type(encoder).__name__} encoder has no part {part!r} "
+                          f"(its parts: {', '.join(names)}; encoder for the whole)") from None
+
+
+def parent_encoder(parent: Config, progress: bool) -> Path:
+    """The parent run's encoder file, pre-training it first when it is not cached (on a forked random
+    state: the child's own stream is the same whether the parent was cached or not)."""
+    from harness.builders import build_parts
+    from harness.engine import seed_everything
+
+    plan = preflight(parent)
+    path = plan.checkpoint_dir / "encoder.pt"
+    if path.exists() and (plan.checkpoint_dir / "pretrain.json").exists():
+        return path
+    log(f"pretrain.init: pre-training the parent run {parent.method} first (key {plan.key})")
+    with torch.random.fork_rng():
+        seed_everything(parent.run.seed)
+        _, method, _ = build_parts(parent)
+        stage = stage_for(parent, progress)
+        prepare_stages(method, stage)
+        pretrain(parent, plan, method, stage, resume=True, retrain=False, progress=progress)
+    return path
+
+
+def apply_init(cfg: Config, encoder: torch.nn.Module, sources: dict[str, dict], progress: bool) -> None:
+    """Load each part of `encoder` from its source, exactly (`load_exactly`): a parent run's encoder file
+    (its weights under the same part name) or a file holding either the whole encoder's state or the part's."""
+    from harness.models.weights import load_exactly, read_state
+
+    for part, src in sources.items():
+        module = _part(encoder, part)
+        if "run" in src:
+            path, what = parent_encoder(parent_config(cfg, src["run"]), progress), f"{src['run']} (key {src['key']})"
+        else:
+            path, what = Path(src["file"]), src["file"]
+        state = read_state(path, ("encoder", "model_state", "state_dict", "model"))
+        prefix = "" if part == "encoder" else part + "."
+        if prefix and any(k.startswith(prefix) for k in state):  # a whole encoder's state: take the part's
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        load_exactly(module, state, str(path), f"part {part!r} of the {type(encoder).__name__} encoder")
+        log(f"pretrain.init: {part} starts from {what}")
 
 
 def dataset_identity(cfg: Config, name: str) -> dict:
@@ -139,6 +233,9 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
     if ckpt.exists() and not resume:
         log(f"note: {ckpt} holds an unfinished run of this configuration; starting afresh "
             "(pass --resume to continue it)")
+    sources = init_sources(cfg, plan.device.type)
+    if sources and not (resume and ckpt.exists()):  # a resumed run has its weights from the checkpoint
+        apply_init(cfg, method.encoder, sources, progress)
     spec = method.sample_spec()
     videos = VideoSet(root, entries, cfg.data.cache_frames, fps=cfg.backbone.clip.fps)
     videos.preload("decoding pre-training videos", progress)
@@ -178,6 +275,8 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
             "key": plan.key, "code_version": plan.code_version, "git_commit": git_commit(),
             "device": plan.device.type, "data": stage.identity(),
             "videos": len(videos), "config": cfg.encoder_identity(True), "seed": cfg.run.seed, **asdict(stats)}
+    if sources:
+        info["init"] = sources
     if dist.world_size() > 1:
         info["processes"] = dist.world_size()
     if dist.is_main():

@@ -51,6 +51,15 @@ def atomic_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def content_key(payload: Any, length: int = 12) -> str:
     """A short hex name for `payload`: SHA-256 of its sorted-key JSON (values JSON cannot hold as their
     `str`), cut to `length` characters. Every cache key of the harness is made here."""

@@ -7,12 +7,12 @@ the released code's behaviour instead is listed in docs/methods.md with its sour
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from harness import storage
 from harness.config import fields_at_least
 from harness.errors import ConfigError
 
@@ -54,11 +54,8 @@ class PretrainedConfig:
 
 @lru_cache(maxsize=8)
 def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """The file's sha256, shortened to the 16 hex digits an identity shows (read once per path)."""
+    return storage.file_sha256(path)[:16]
 
 
 @dataclass

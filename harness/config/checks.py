@@ -61,6 +61,12 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"pretrain.warmup_steps ({p.warmup_steps}) must be <= pretrain.steps ({p.steps})")
     if not p.steps and p.warmup_epochs > p.epochs:
         raise ConfigError(f"pretrain.warmup_epochs ({p.warmup_epochs:g}) must be <= pretrain.epochs ({p.epochs})")
+    for part, source in p.init.items():
+        if not all(name.isidentifier() or name.isdigit() for name in part.split(".")):
+            raise ConfigError(f"pretrain.init: {part!r} is not a part of an encoder (a module path such as "
+                              "cnn, bert or trunk.blocks.0; encoder for the whole)")
+        if not isinstance(source, str) or not source.strip():
+            raise ConfigError(f"pretrain.init.{part}: give a weights file or run:METHOD;KEY=VALUE;...")
     c = cfg.backbone.clip
     for name in ("frames", "stride", "crop_size"):
         at_least(f"backbone.clip.{name}", getattr(c, name), 1)

@@ -119,11 +119,14 @@ class Config:
             out.update(_flat({f"datasets.{name}": _dataset_identity(self.datasets[name])}))
         return out
 
-    def pretrain_key(self, device: str, precision: str, code_version: str) -> str:
+    def pretrain_key(self, device: str, precision: str, code_version: str, init: dict | None = None) -> str:
         """Names a pre-trained encoder: a hash of everything that shapes it, the seed, the code version of
-        the training path, the device kind and the resolved precision. Same key, same encoder."""
+        the training path, the device kind and the resolved precision, and with `pretrain.init` what each
+        part starts from (`init`: the parent runs' keys, the files' hashes). Same key, same encoder."""
         payload = {"method": self.method, "settings": self.encoder_identity(True), "seed": self.run.seed,
                    "code": code_version, "device": device, "precision": precision}
+        if init:
+            payload["init"] = init
         return content_key(payload)
 
 

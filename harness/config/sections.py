@@ -97,7 +97,8 @@ class PretrainConfig:
     """The pre-training schedule and optimiser, shared by every method."""
 
     bookkeeping: typing.ClassVar[tuple[str, ...]] = ("checkpoint_every", "log_every")
-    named_when_set: typing.ClassVar[tuple[str, ...]] = ("sync_bn", "adam_betas", "adam_eps", "steps", "warmup_steps")
+    named_when_set: typing.ClassVar[tuple[str, ...]] = ("sync_bn", "adam_betas", "adam_eps", "steps", "warmup_steps",
+                                                        "init")
 
     dataset: str
     epochs: int
@@ -126,6 +127,13 @@ class PretrainConfig:
     # `warmup_steps` likewise replaces `warmup_epochs` when set
     steps: int = 0
     warmup_steps: int = 0
+    # Staged initialisation: where the encoder's parts start before this pre-training, as the papers start
+    # theirs (ClipBERT's CNN from ImageNet, its text tower from BERT). Each key is a part of the encoder (a
+    # module path such as "cnn" or "bert"; "encoder" for all of it), each value a source: a weights file
+    # (an encoder.pt, a checkpoint) or "run:METHOD;KEY=VALUE;..." -- the encoder another run of this profile
+    # and seed pre-trains, trained first when it is not cached. Loaded exactly; the sources' keys are part
+    # of this encoder's key (harness.pretraining.init_sources)
+    init: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 

@@ -39,12 +39,15 @@ DEFAULT = "default"  # an option a record leaves out because it was at its defau
 
 def _value(r: dict, flat: dict, key: str) -> Any:
     """A record's value of a variant key; DEFAULT for an option of its own protocol it leaves out (identities
-    name an option with a default only when it is set: `protocol_identity`); None where the key does not
+    name an option with a default only when it is set: `protocol_identity`, `when_set`); None where the key does not
     apply (another protocol's settings, pre-training keys of a run without pre-training)."""
     if key in flat:
         return flat[key]
     if key.startswith(f"protocols.{r['protocol']}."):
         return DEFAULT
+    pretrained = (r.get("code_version") or {}).get("pretrain") is not None
+    if pretrained and key.startswith(("pretrain.", "augment.", f"methods.{r['method']}.")):
+        return DEFAULT  # a pre-training option named only when set (`pretrain.init`, `pretrain.steps`)
     return None
 
 
