@@ -32,7 +32,7 @@ class Job:
 
     @property
     def name(self) -> str:
-        sets = ", ".join(s.rsplit(".", 1)[-1] if s.startswith("methods.") else s for s in self.sets)
+        sets = ", ".join(s.split(".", 2)[-1] if s.startswith("methods.") else s for s in self.sets)
         variant = f" [{sets}]" if sets else ""
         return f"{self.method}{variant} / {self.protocol} on {', '.join(self.tasks)} / seed {self.seed}"
 
@@ -138,7 +138,7 @@ def seeds_plan(jobs: list[Job], records: list[dict], profile: str, runs_dir: Pat
         raise ConfigError(f"--detect {detect:g}: the difference to detect must be a positive number of points")
     columns: dict[tuple[str, str, str], list[paper.Experiment]] = {}
     for job in jobs:
-        for e in job.experiments:
+        for e in (e for e in job.experiments if e.reads == "result"):  # pre-training columns have no per-video form
             if e not in columns.setdefault((e.protocol, e.task, e.metric), []):
                 columns[(e.protocol, e.task, e.metric)].append(e)
     lines = []

@@ -3,6 +3,7 @@ the rendered layout, suites that skip what is recorded and go on after a failure
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -290,3 +291,60 @@ def test_suite_dry_run_says_how_many_seeds_a_difference_needs(tmp_path):
     assert f"5 points needs {cmp.seeds_for(var, 5.0)} seeds" in line and f"detect {cmp.detectable(var, 3):.1f}" in line
     with pytest.raises(paper.ConfigError, match="--detect"):
         suite.seeds_plan(jobs, records, "embedded", tmp_path, 0.0, 3)
+
+
+def _find(table, label: str, column: str) -> tuple[int, int]:
+    i = next(k for k, r in enumerate(table.rows) if r.label == label)
+    j = next(k for k, c in enumerate(table.columns) if f"{c.group} {c.label}".strip() == column)
+    return i, j
+
+
+def test_every_cell_of_every_table_is_an_experiment_or_says_why_not():
+    defs = paper.load_definitions()
+    for profile in ("embedded", "paper"):
+        for t in defs.tables:
+            for i in range(len(t.rows)):
+                for j in range(len(t.columns)):
+                    exp = paper.experiment(defs, t, i, j, profile)
+                    assert isinstance(exp, paper.Experiment) or exp.reason, (profile, t.id, i, j)
+
+
+def test_vimpac_ablation_rows_map_to_settings_and_pretraining_columns_read_the_record(tmp_path):
+    """An ablation row's terms become --set overrides ([variants.tan2021vimpac]); a pre-training column (mask
+    accuracy) is filled from any run of that encoder, from its record's logged terms."""
+    defs = paper.load_definitions()
+    table = defs.table("tan2021vimpac/masking_ratio")
+    i, j = _find(table, "mask=iid, blocks=, ratio=14.5%, contrastive=False", "UCF101 top-1")
+    exp = paper.experiment(defs, table, i, j, "embedded")
+    assert exp == paper.Experiment("vimpac", "finetune", ("methods.vimpac.masking='iid'", "methods.vimpac.mask_ratio=0.145",
+                                                         "methods.vimpac.contrastive_weight=0"), "digits-appearance", "top1")
+    _, acc = _find(table, "mask=iid, blocks=, ratio=14.5%, contrastive=False", "mask acc.")
+    pre = paper.experiment(defs, table, i, acc, "embedded")
+    assert pre.reads == "pretrain" and pre.sets == exp.sets and pre.protocol == "linear-cached"
+    rec = _record("embedded", exp, 70.0)
+    rec["pretrain"] = {"seconds": 60.0, "clips_per_s": 500.0, "term_curves": {"mask_acc": [[10, 0.2], [20, 0.31]]}}
+    scored_by_probe = {**_record("embedded", dataclasses.replace(exp, protocol="linear-cached"), 20.0, seed=1),
+                       "pretrain": {"term_curves": {"mask_acc": [[20, 0.29]]}}}
+    r = fill(table, [rec, scored_by_probe], "embedded")
+    assert r.cells[i][j].ours.values == [70.0]
+    assert r.cells[i][acc].ours.values == pytest.approx([31.0, 29.0])  # %, one per seed, whichever protocol scored it
+    speed = paper.experiment(defs, defs.table("tan2021vimpac/attention_layout"), 0, 1, "embedded")
+    assert speed.metric == "speed" and paper.pretrain_value(rec, "speed") == 500.0
+    # terms that cannot stand in say why; the row with neither objective is the untrained transformer
+    res = defs.table("tan2021vimpac/masking_strategy")
+    assert "no crop stands for 128 vs 256 px" in paper.experiment(defs, res, 0, 1, "embedded").reason
+    assert paper.experiment(defs, res, 0, 1, "paper").reason == "no dataset howto100m"
+    obj = defs.table("tan2021vimpac/objectives")
+    none = paper.experiment(defs, obj, 0, 2, "embedded")
+    assert (none.method, none.sets) == ("random_init", ("backbone.name='vimpac'",))
+
+
+def test_vatt_sizes_are_aliases_of_the_vatt_method():
+    defs = paper.load_definitions()
+    table = defs.table("akbari2021vatt/k400")
+    base = paper.experiment(defs, table, *_find(table, "vatt_base", "top-1"), "embedded")
+    assert (base.method, base.protocol, base.sets, base.task) == ("vatt", "finetune", (), "digits-appearance")
+    ma = paper.experiment(defs, table, *_find(table, "vatt_ma_medium", "top-1"), "embedded")
+    assert ma.sets == ("methods.vatt.towers='shared'",)
+    assert "stands for VATT-Base only" in paper.experiment(defs, table, *_find(table, "vatt_large", "top-1"), "embedded").reason
+    assert paper.experiment(defs, table, *_find(table, "i3d", "top-1"), "embedded").reason == "no adapter for i3d"

@@ -79,7 +79,7 @@ def regress(
 
 @app.command()
 def suite(
-    name: str = typer.Argument(..., help="rho | epochs | rho-study (see results/paper/tables.toml)"),
+    name: str = typer.Argument(..., help="rho | epochs | rho-study | vimpac | vatt (see results/paper/tables.toml)"),
     profile: Optional[str] = ProfileOpt,
     seeds: int = typer.Option(1, "--seeds", metavar="N", help="seeds 0..N-1 of every experiment"),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="KEY=V1,V2",

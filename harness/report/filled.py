@@ -80,7 +80,8 @@ def rank_cells(rows: list[list[Cell]], by_id: dict[str, dict], runs_dir: Path) -
     """Each cell's rank among the filled cells of its column (rows of one column share task and metric)."""
     ranks: list[list[int | None]] = [[None] * len(line) for line in rows]
     for j in range(len(rows[0]) if rows else 0):
-        filled = {i: line[j] for i, line in enumerate(rows) if line[j].ours and line[j].experiment}
+        filled = {i: line[j] for i, line in enumerate(rows)
+                  if line[j].ours and line[j].experiment and line[j].experiment.reads == "result"}
         if len(filled) < 2:
             continue
         exp = next(iter(filled.values())).experiment

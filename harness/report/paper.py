@@ -65,6 +65,7 @@ class Line:
     group: str = ""  # columns: a header spanning consecutive columns
     run: str = ""  # rows: another method that stands for this one (training from scratch: random_init)
     run_protocol: dict[str, str] = field(default_factory=dict)  # rows: the protocol that runs in place of another
+    sets: list[str] = field(default_factory=list)  # rows with `run`: the settings that run stands with
 
 
 @dataclass
@@ -103,6 +104,11 @@ class StandIn:
     epochs_at: int
     backbone: str  # the one encoder of the paper the profile's backbone stands for
     frames: int
+    papers: dict[str, dict[str, Any]] = field(default_factory=dict)  # a paper's own `backbone`, `frames`
+
+    def of(self, paper: str, key: str) -> Any:
+        """`key` (backbone, frames) as it stands for `paper`'s tables."""
+        return self.papers.get(paper, {}).get(key, getattr(self, key))
 
 
 @dataclass
@@ -111,6 +117,11 @@ class Definitions:
     tables: list[Table]
     suites: dict[str, dict[str, Any]]
     stand_in: StandIn
+    # paper -> ablation term ("mask=iid") -> `--set` overrides, or the reason it cannot run, or per kind of
+    # profile ({stand_in = ..., paper = ...})
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a paper's method name (vatt_base) -> the harness method and settings that are it, per kind of profile
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def table(self, table_id: str) -> Table:
         for t in self.tables:
@@ -163,10 +174,11 @@ def _line(d: dict, where: str, column: bool) -> Line:
         raise ConfigError(f"{where}: needs a label")
     group, run = d.pop("group", "") if column else "", "" if column else d.pop("run", "")
     run_protocol = {} if column else d.pop("run_protocol", {})
+    sets = [] if column else list(d.pop("sets", []))
     unknown = sorted(set(d) - set(SELECTORS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; selectors are {', '.join(SELECTORS)}")
-    return Line(label, d, group, run, run_protocol)
+    return Line(label, d, group, run, run_protocol, sets)
 
 
 @lru_cache(maxsize=4)
@@ -197,7 +209,8 @@ def load_definitions(directory: Path = PAPER_DIR) -> Definitions:
     s = raw["stand_in"]
     defs = Definitions(refs, tables, raw.get("suite", {}),
                        StandIn(s["profiles"], s["tasks"], s["protocols"], s["pretrain_data"], s["epochs_at"],
-                               s["backbone"], s["frames"]))
+                               s["backbone"], s["frames"], s.get("papers", {})),
+                       raw.get("variants", {}), raw.get("aliases", {}))
     for suite in defs.suites.values():
         for tid in suite["tables"]:
             defs.table(tid)  # raises for a suite naming an unknown table
@@ -209,13 +222,16 @@ def load_definitions(directory: Path = PAPER_DIR) -> Definitions:
 
 @dataclass(frozen=True)
 class Experiment:
-    """What a cell needs run under a profile: `bench run --method M --protocol P --set ...`, read at `task`."""
+    """What a cell needs run under a profile: `bench run --method M --protocol P --set ...`, read at `task`.
+    A pre-training column (`reads = "pretrain"`: speed, mask accuracy, a loss) reads the record's `pretrain`
+    section instead, from any run of that encoder; `protocol` and `task` then name what a suite runs."""
 
     method: str
     protocol: str
     sets: tuple[str, ...]
     task: str
     metric: str
+    reads: str = "result"
 
     def describe(self) -> str:
         sets = " ".join(f"--set {shlex.quote(s)}" for s in self.sets)
@@ -233,18 +249,35 @@ def experiment(defs: Definitions, table: Table, i: int, j: int, profile: str,
     sel = table.selectors(i, j)
     method = table.rows[i].run or sel["method"]
     stand = profile in defs.stand_in.profiles
+    kind = "stand_in" if stand else "paper"
+    sets = list(table.sets.get(profile, []))
+    alias = defs.aliases.get(method)
+    if alias:
+        found = _for_profile(alias.get("sets", []), kind)
+        if isinstance(found, str):
+            return NotRunnable(found)
+        method, sets = alias["method"], sets + found
     if method not in catalog.METHODS:
         return NotRunnable(f"no adapter for {sel['method']}")
-    if sel["variant"] not in DESCRIPTIVE_VARIANTS:
-        return NotRunnable(f"ablation setting {sel['variant']} has no configuration key")
-    protocol = table.rows[i].run_protocol.get(sel["protocol"], sel["protocol"])
-    protocol = defs.stand_in.protocols.get(protocol, protocol) if stand else protocol
-    if protocol not in catalog.PROTOCOLS:
-        return NotRunnable(f"no protocol {sel['protocol']}")
-    task = defs.stand_in.tasks.get(sel["dataset"], "") if stand else sel["dataset"]
-    if task not in catalog.TASKS:
-        return NotRunnable(f"no task for {sel['dataset']}" + (" in this profile" if stand else ""))
-    sets = list(table.sets.get(profile, []))
+    if table.rows[i].run:  # the run that stands for the row brings its own settings; the variant names the row
+        sets += table.rows[i].sets
+    elif sel["variant"] not in DESCRIPTIVE_VARIANTS:
+        found = variant_sets(defs, table.paper, sel["variant"], kind)
+        if isinstance(found, str):
+            return NotRunnable(found)
+        sets += found
+    reads = "pretrain" if sel["protocol"] == "pretrain" else "result"
+    if reads == "pretrain":  # read from any run of the encoder: a suite runs the profile's own protocol
+        protocol = _config(profile, method, None, (), path).protocol
+        task = _config(profile, method, protocol, (), path).protocol_cfg.tasks[0]
+    else:
+        protocol = table.rows[i].run_protocol.get(sel["protocol"], sel["protocol"])
+        protocol = defs.stand_in.protocols.get(protocol, protocol) if stand else protocol
+        if protocol not in catalog.PROTOCOLS:
+            return NotRunnable(f"no protocol {sel['protocol']}")
+        task = defs.stand_in.tasks.get(sel["dataset"], "") if stand else sel["dataset"]
+        if task not in catalog.TASKS:
+            return NotRunnable(f"no task for {sel['dataset']}" + (" in this profile" if stand else ""))
     base = _config(profile, method, protocol, tuple(sets), path)
     if sel["pretrain_data"] not in ("", "scratch") and base.pretrains:
         if stand and sel["pretrain_data"] not in defs.stand_in.pretrain_data:
@@ -254,10 +287,10 @@ def experiment(defs: Definitions, table: Table, i: int, j: int, profile: str,
                 return NotRunnable(f"no dataset {sel['pretrain_data']}")
             if base.pretrain.dataset != sel["pretrain_data"]:
                 sets.append(f"pretrain.dataset={sel['pretrain_data']!r}")
-    if stand and ((sel["backbone"] or defs.stand_in.backbone) != defs.stand_in.backbone
-                  or int(sel["frames"] or defs.stand_in.frames) != defs.stand_in.frames):
+    backbone, frames = defs.stand_in.of(table.paper, "backbone"), defs.stand_in.of(table.paper, "frames")
+    if stand and ((sel["backbone"] or backbone) != backbone or int(sel["frames"] or frames) != frames):
         return NotRunnable(f"no stand-in for {sel['backbone']} {sel['frames']}f: the profile's encoder stands for "
-                           f"{defs.stand_in.backbone} {defs.stand_in.frames}f only")
+                           f"{backbone} {frames}f only".replace("  ", " "))
     if not stand:
         if sel["backbone"] and sel["backbone"] != base.backbone.name:
             if sel["backbone"] not in catalog.BACKBONES:
@@ -273,7 +306,46 @@ def experiment(defs: Definitions, table: Table, i: int, j: int, profile: str,
             epochs = max(1, round(epochs * base.pretrain.epochs / defs.stand_in.epochs_at))
         if epochs != base.pretrain.epochs:
             sets.append(f"pretrain.epochs={epochs}")
-    return Experiment(method, protocol, tuple(sets), task, sel["metric"])
+    return Experiment(method, protocol, tuple(sets), task, sel["metric"], reads)
+
+
+def _for_profile(value: Any, kind: str) -> list[str] | str:
+    """A mapping's value for a kind of profile ("stand_in" or "paper"): overrides, or why it cannot run."""
+    if isinstance(value, dict):
+        if kind not in value:
+            raise ConfigError(f"tables.toml: a mapping {value} names no {kind!r} entry")
+        value = value[kind]
+    return value if isinstance(value, str) else list(value)
+
+
+def variant_sets(defs: Definitions, paper: str, variant: str, kind: str) -> list[str] | str:
+    """The `--set` overrides of an ablation variant ("mask=iid;contrastive=False"), term by term from
+    tables.toml's `[variants.<paper>]`; or the reason one term cannot run."""
+    sets: list[str] = []
+    for term in (t.strip() for t in variant.split(";") if t.strip()):
+        if term not in defs.variants.get(paper, {}):
+            return f"ablation setting {term} has no configuration key"
+        found = _for_profile(defs.variants[paper][term], kind)
+        if isinstance(found, str):
+            return f"{term}: {found}"
+        sets += [x for x in found if x not in sets]
+    return sets
+
+
+PRETRAIN_METRICS = {"speed": "clips per second of pre-training", "mask_acc": "mask-prediction accuracy (%), last logged",
+                    "cl_loss": "contrastive loss, last logged"}
+
+
+def pretrain_value(record: dict, metric: str) -> float | None:
+    """A pre-training column's number from a record: `speed` its clips/s, any other metric the last logged
+    value of that term of its loss (`term_curves`; accuracies in %); None where the record has none."""
+    pre = record.get("pretrain") or {}
+    if metric == "speed":
+        return pre.get("clips_per_s")
+    curve = (pre.get("term_curves") or {}).get(metric)
+    if not curve:
+        return None
+    return float(curve[-1][1]) * (100 if metric.endswith("_acc") else 1)
 
 
 @lru_cache(maxsize=512)
@@ -322,7 +394,14 @@ def same_measurement(record: dict, profile: str, exp: Experiment, path: str | No
 
 
 def matches(record: dict, profile: str, exp: Experiment, path: str | None = None) -> bool:
-    """Whether `record` is `exp` under `profile`: same method, encoder, measurement and code versions."""
+    """Whether `record` is `exp` under `profile`: same method, encoder, measurement and code versions (a
+    pre-training column: same method, encoder and pre-training code, whatever protocol scored it)."""
+    if exp.reads == "pretrain":
+        enc, _, _, versions = expected(profile, exp, path)
+        return ((record.get("profile"), record.get("method")) == (profile, exp.method)
+                and record.get("code_version", {}).get("pretrain") == versions["pretrain"]
+                and _norm(record.get("identity", {}).get("encoder", {})) == enc
+                and pretrain_value(record, exp.metric) is not None)
     if record.get("method") != exp.method or not same_measurement(record, profile, exp, path):
         return False
     enc, _, code, _ = expected(profile, exp, path)
@@ -365,6 +444,12 @@ def ours(records: list[dict], profile: str, exp: Experiment, path: str | None = 
     boots, ids, secs = [], [], []
     for r in records:
         if check and not matches(r, profile, exp, path):
+            continue
+        if exp.reads == "pretrain":
+            value = pretrain_value(r, exp.metric)
+            if value is not None:
+                by_seed.setdefault(r["seed"], []).append(value)
+                ids.append(r.get("id", ""))
             continue
         for t in r.get("results", []):
             if t.get("task") == exp.task and exp.metric in t.get("metrics", {}):
