@@ -492,3 +492,31 @@ def test_vgg_scale_jitter_crops_a_square_of_the_frame_rescaled_to_a_short_side_i
         assert ch == cw and 0 <= top <= 240 - ch and 0 <= left <= 320 - cw
         sides.append(ch)
     assert min(sides) == round(224 * 240 / 320) and max(sides) == round(224 * 240 / 256)  # s = 320 .. 256
+
+
+def test_captions_name_the_digit_and_its_motion_and_the_colour_only_as_often_as_asked():
+    """Every sentence carries the class words of both tasks (the digit as numeral or word, the motion's
+    phrase); colour words appear in about `caption_colour_p` of them. The frames never change with it, and
+    at the default (1.0) the captions and the copy's fingerprint are the ones made before the option."""
+    from dataclasses import replace
+
+    colours = tuple(dv.COLOURS)
+    for p in (1.0, 0.1):
+        rng, named = np.random.default_rng(0), 0
+        for k in range(2000):
+            digit, motion, colour = k % 10, (k // 10) % len(dv.MOTIONS), colours[k % len(colours)]
+            text = dv.caption(rng, digit, colour, motion, p)
+            assert (f" {digit} " in f" {text} " or dv.DIGIT_WORDS[digit] in text) and dv.PHRASES[dv.MOTIONS[motion]] in text
+            named += colour in text
+        assert named / 2000 == pytest.approx(p, abs=0.03)
+    legacy, rng = np.random.default_rng(5), np.random.default_rng(5)  # at 1.0: one draw per sentence, as before
+    assert all(dv.caption(rng, 3, "red", 0) == dv.COLOUR_TEMPLATES[int(legacy.integers(5))].format(
+        c="red", d=3, w="three", p="moves to the left") for _ in range(20))
+    cfg = load_config("ci").datasets["moving-digits"]
+    rare = replace(cfg, caption_colour_p=0.1)
+    assert cfg.fingerprint() == md.MovingDigitsConfig.fingerprint(replace(cfg)) and "caption_colour_p" not in cfg.identity()
+    assert rare.fingerprint() != cfg.fingerprint() and rare.identity()["caption_colour_p"] == 0.1
+    images, labels = dv._digit_images()
+    pool = dv.split_images(labels, cfg.seed, cfg.test_image_fraction)["pretrain"]
+    a, b = (dv.make_video(c, "pretrain", 3, pool, images, labels, None) for c in (cfg, rare))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2]["caption"] != b[2]["caption"]

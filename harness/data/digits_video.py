@@ -170,14 +170,20 @@ PHRASES = {  # how the captions say each motion
 }
 
 
-def caption(rng: np.random.Generator, digit: int, colour: str, motion: int) -> str:
-    m = MOTIONS[motion]
-    templates = [
-        "a {c} {d} {p}.", "the digit {w}, drawn in {c}, {p}.", "a handwritten {w} in {c} {p}.",
-        "{c} number {d} {p} over a textured background.", "we see a {c} {w} that {p}.",
-    ]
+# every sentence names the digit (numeral or word) and its motion; the first set names the colour too
+COLOUR_TEMPLATES = ("a {c} {d} {p}.", "the digit {w}, drawn in {c}, {p}.", "a handwritten {w} in {c} {p}.",
+                    "{c} number {d} {p} over a textured background.", "we see a {c} {w} that {p}.")
+PLAIN_TEMPLATES = ("a {d} {p}.", "the digit {w} {p}.", "a handwritten {w} {p}.",
+                   "number {d} {p} over a textured background.", "we see a {w} that {p}.")
+
+
+def caption(rng: np.random.Generator, digit: int, colour: str, motion: int, colour_p: float = 1.0) -> str:
+    """One segment's sentence. With `colour_p` < 1 a draw decides whether it names the colour (at 1 no draw
+    is made, so the captions of earlier copies are reproduced exactly); the draws follow the frames' and
+    never move them."""
+    templates = COLOUR_TEMPLATES if colour_p >= 1 or rng.random() < colour_p else PLAIN_TEMPLATES
     t = templates[int(rng.integers(len(templates)))]
-    return t.format(c=colour, d=digit, w=DIGIT_WORDS[digit], p=PHRASES[m])
+    return t.format(c=colour, d=digit, w=DIGIT_WORDS[digit], p=PHRASES[MOTIONS[motion]])
 
 
 def tone(digit: int, loudness: np.ndarray, fps: int, rate: int) -> np.ndarray:
@@ -217,7 +223,8 @@ def make_video(cfg, split: str, index: int, image_ids: np.ndarray,
     meta = {
         "digit": digit, "image_id": img_id, "motions": motions,
         "colours": [s.colour for s in segs],
-        "caption": " then ".join(caption(rng, digit, s.colour, s.motion).rstrip(".") for s in segs) + ".",
+        "caption": " then ".join(caption(rng, digit, s.colour, s.motion, cfg.caption_colour_p).rstrip(".")
+                                 for s in segs) + ".",
     }
     return frames, audio, meta
 
