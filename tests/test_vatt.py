@@ -206,3 +206,17 @@ def test_vatt_config_errors_name_the_key():
         load_config("ci", ["methods.vatt.text.max_len=1"], method="vatt")
     with pytest.raises(ConfigError, match="backbones.vatt.patch"):
         load_config("ci", ["backbones.vatt.patch=[2, 4]"], method="vatt")
+
+
+def test_a_convolutional_stem_gives_the_tubelets_token_grid_and_names_the_encoder_only_when_set():
+    base = load_config("embedded", ["backbone.name='vatt'"], method="supervised")
+    conv = load_config("embedded", ["backbone.name='vatt'", "backbones.vatt.stem='conv'"], method="supervised")
+    a, b = (build_encoder(c.backbone.name, c.backbone_cfg, c.backbone.clip) for c in (base, conv))
+    x = torch.randn(2, 3, 8, 16, 16)
+    assert a.tokens(x).shape == b.tokens(x).shape == (2, 64, 128) and b(x).shape == (2, 128)
+    assert isinstance(b.embed, torch.nn.Sequential) and sum(isinstance(m, torch.nn.Conv3d) for m in b.embed) == 3
+    assert "backbones.vatt.stem" not in base.encoder_identity(True)  # encoders keyed before the option keep their key
+    assert conv.encoder_identity(True)["backbones.vatt.stem"] == "conv"
+    with pytest.raises(ConfigError, match="one power of two"):
+        load_config("embedded", ["backbone.name='vatt'", "backbones.vatt.stem='conv'", "backbones.vatt.patch=[2, 3, 3]"],
+                    method="supervised")

@@ -91,7 +91,8 @@ class Config:
         d = self.to_dict()
         if not d["backbone"]["clip"].get("fps"):  # an option added later names the encoder only when set
             d["backbone"]["clip"].pop("fps", None)
-        out = _flat({"backbone": d["backbone"], f"backbones.{self.backbone.name}": d["backbones"][self.backbone.name]})
+        # a backbone option added later (its schema's `named_when_set`) names the encoder only when set
+        out = _flat({"backbone": d["backbone"], f"backbones.{self.backbone.name}": when_set(self.backbone_cfg)})
         ident = getattr(self.method_cfg, "identity", None)
         if not pretrains and callable(ident):  # a method that brings its own weights (a checkpoint file)
             out.update(_flat({f"methods.{self.method}": ident()}))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from harness.config.sections import fields_at_least
 from harness.errors import ConfigError
@@ -128,9 +129,15 @@ class VattNetConfig:
     factorised learned positions, an [AGG] token, pre-LN blocks of `size` (tiny, or the paper's small,
     base, medium, large), `dropout` inside the blocks (the paper's 0.1)."""
 
+    named_when_set: ClassVar[tuple[str, ...]] = ("stem",)
+
     size: str = "tiny"
     patch: tuple[int, int, int] = (2, 4, 4)  # of 8x16x16 clips: 4x4x4 = 64 tokens (the paper: 4x16x16 of 32x224x224)
     dropout: float = 0.1
+    # "tubelet": the paper's linear projection of each patch (one strided Conv3d); "conv": a convolutional
+    # stem (3x3 convolutions per frame, stride 2 each, then the temporal patch), which Xiao et al. 2021
+    # ("Early convolutions help transformers see better") found to make ViTs train more easily
+    stem: str = "tubelet"
 
     def validate(self) -> None:
         if self.size not in VATT_SIZES:
@@ -140,6 +147,12 @@ class VattNetConfig:
         self.patch = tuple(int(p) for p in self.patch)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"backbones.vatt.dropout: need 0 <= value < 1, got {self.dropout}")
+        if self.stem not in ("tubelet", "conv"):
+            raise ConfigError(f"backbones.vatt.stem: 'tubelet' or 'conv', got {self.stem!r}")
+        h, w = self.patch[1:]
+        if self.stem == "conv" and (h != w or h < 2 or h & (h - 1)):
+            raise ConfigError(f"backbones.vatt.stem = 'conv' halves the frame per convolution: the patch's height and "
+                              f"width must be one power of two >= 2, got {self.patch}")
 
 
 CLIPBERT_SIZES = {"tiny": (4, 128, 4, 512), "base": (12, 768, 12, 3072)}  # layers, width, heads, MLP (BERT-base)

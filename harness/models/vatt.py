@@ -93,6 +93,21 @@ def _interpolate(table: torch.Tensor, n: int) -> torch.Tensor:
     return F.interpolate(table.T[None], size=n, mode="linear", align_corners=False)[0].T
 
 
+def conv_stem(dim: int, patch: tuple[int, int, int]) -> nn.Sequential:
+    """A convolutional stem in place of the tubelet projection: log2(patch height) 3x3 convolutions per
+    frame, each halving the frame (widths doubling up to dim / 2, BatchNorm, ReLU), then a (patch frames)
+    x 1 x 1 convolution to `dim` that makes the temporal patch. Same token grid as the tubelet."""
+    pt, ph, _ = patch
+    layers: list[nn.Module] = []
+    width, c_in = max(dim // 2 ** (ph.bit_length() - 1), 16), 3
+    for _ in range(ph.bit_length() - 1):
+        layers += [nn.Conv3d(c_in, width, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
+                   nn.BatchNorm3d(width), nn.ReLU(inplace=True)]
+        c_in, width = width, min(width * 2, dim)
+    layers.append(nn.Conv3d(c_in, dim, (pt, 1, 1), stride=(pt, 1, 1)))
+    return nn.Sequential(*layers)
+
+
 class VattVideo(Encoder):
     """Clips (B, 3, T, H, W) -> tubelets (t x h x w, a strided Conv3d) + e_T[i] + e_H[j] + e_W[k] ->
     [DropToken] -> Stack -> [AGG] feature. `features(x, drop)` drops tokens only when asked (the
@@ -109,7 +124,8 @@ class VattVideo(Encoder):
                              f"{pt}x{ph}x{pw} tubelets (backbones.vatt.patch)")
         shape = SIZES[cfg.size]
         self.grid = (clip.frames // pt, clip.crop_size // ph, clip.crop_size // pw)
-        self.embed = nn.Conv3d(3, shape.dim, kernel_size=cfg.patch, stride=cfg.patch)
+        self.embed = conv_stem(shape.dim, cfg.patch) if cfg.stem == "conv" else \
+            nn.Conv3d(3, shape.dim, kernel_size=cfg.patch, stride=cfg.patch)
         self.pos = nn.ParameterList([nn.Parameter(torch.randn(n, shape.dim) * 0.02) for n in self.grid])
         self.agg = nn.Parameter(torch.zeros(shape.dim))
         self.stack = Stack(shape, cfg.dropout)
