@@ -88,7 +88,8 @@ def records_frame(records: list[dict]):
             rows.append({"id": r.get("id"), **cost, "profile": r["profile"], "method": r["method"],
                          "row": r["method"] if not variant else f"{r['method']} [{variant}]",
                          "protocol": r["protocol"], "task": t["task"], "column": f"{r['protocol']}:{t['task']}",
-                         "seed": r["seed"], "unreadable": tuple(r.get("unreadable_videos", [])), **t["metrics"],
+                         "seed": r["seed"], "unreadable": tuple(r.get("unreadable_videos", [])),
+                         "has": tuple(t["metrics"]), **t["metrics"],
                          **{f"{k}@lo": v[0] for k, v in t.get("ci95", {}).items()},
                          **{f"{k}@hi": v[1] for k, v in t.get("ci95", {}).items()}})
     return pd.DataFrame(rows)
@@ -130,15 +131,20 @@ def leaderboard(records: list[dict], metric: str = "top1", profile: str | None =
     metrics = sorted({k for r in records for t in r.get("results", []) for k in t.get("metrics", {})})
     if metric not in df:
         raise ConfigError(f"--metric {metric!r} is not in the records; they have: {', '.join(metrics)}")
-    df = df[df[metric].notna()]  # protocols without this metric (retrieval reports R@k) leave no empty column
+    # protocols without this metric (retrieval reports R@k) leave no empty column; a run that recorded it as NaN
+    # (a diverged fit) stays, and its cell reads NaN
+    df = df[df["has"].map(lambda m: metric in m)]
     if profile is not None:
         have = sorted(df.profile.unique())
         df = df[df.profile == profile]
         if df.empty:
             raise ConfigError(f"no runs with profile {profile!r}; runs exist for: {', '.join(have)}")
     keys = ["profile", "row", "column"]
-    per_seed = df.groupby([*keys, "seed"])[metric].mean().reset_index()  # re-runs of a seed count once
-    agg = per_seed.groupby(keys)[metric].agg(["mean", "std", "count"])
+    def mean(x):  # a NaN among the runs makes the cell NaN: never averaged away
+        return x.mean(skipna=False)
+
+    per_seed = df.groupby([*keys, "seed"])[metric].agg(mean).reset_index()  # re-runs of a seed count once
+    agg = per_seed.groupby(keys)[metric].agg([mean, "std", "size"]).set_axis(["mean", "std", "count"], axis=1)
     agg["ci95"] = [s * t95(int(n)) / math.sqrt(n) if n > 1 else float("nan")
                    for s, n in zip(agg["std"], agg["count"])]
     mean = agg["mean"].unstack("column")
@@ -206,8 +212,8 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
         rows = ["profile,method,column,mean,ci95,seeds,boot_low,boot_high,rank"]
         for (prof, row), line in board.mean.iterrows():
             for col, v in line.items():
-                if v == v:  # not NaN
-                    at = ((prof, row), col)
+                at = ((prof, row), col)
+                if v == v or isinstance(board.ids.loc[at], list):  # a cell, finite or a recorded NaN
                     rows.append(",".join([prof, _csv(row), col, f"{v:.6g}", num(board.ci95.loc[at]),
                                           str(int(board.n.loc[at])), num(board.boot_lo.loc[at]),
                                           num(board.boot_hi.loc[at]),
@@ -227,7 +233,7 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
         for col in cols:
             v, ci, k = line[col], board.ci95.loc[(prof, row), col], counts[col]
             if v != v:
-                cells.append("")
+                cells.append("NaN" if isinstance(board.ids.loc[(prof, row), col], list) else "")
                 continue
             lo, hi = board.boot_lo.loc[(prof, row), col], board.boot_hi.loc[(prof, row), col]
             text = f"{v:.1f}" + (f" ± {ci:.1f}" if ci == ci else f" [{lo:.1f}, {hi:.1f}]" if lo == lo else "")

@@ -92,8 +92,79 @@ def load_records(directory: Path) -> tuple[list[dict], list[str]]:
         if missing:
             skipped.append(f"{p.name}: not a run record of this harness version (missing {', '.join(missing)})")
             continue
+        problem = record_problem(rec)
+        if problem:
+            skipped.append(f"{p.name}: {problem}; skipped")
+            continue
         records.append(rec)
     return records, skipped
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)  # NaN and inf are numbers: shown as such
+
+
+def _typed(value: Any, kind: Any) -> bool:
+    """`kind`: a type, a tuple of types, "number", "number?" (or None), or ("list", item kind) /
+    ("dict", value kind)."""
+    if kind == "number":
+        return _number(value)
+    if kind == "number?":
+        return value is None or _number(value)
+    if isinstance(kind, tuple) and kind and kind[0] in ("list", "dict"):
+        if kind[0] == "list":
+            return isinstance(value, list) and all(_typed(v, kind[1]) for v in value)
+        return isinstance(value, dict) and all(isinstance(k, str) and _typed(v, kind[1]) for k, v in value.items())
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+# what the readers (leaderboard, tables, compare, regress) take from a record, by field; optional ones may be absent
+RECORD_FIELDS: dict[str, tuple[Any, bool]] = {
+    "method": (str, True), "protocol": (str, True), "profile": (str, True), "seed": (int, True),
+    "tasks": (("list", str), False), "results": (list, True), "identity": (dict, True), "code_version": (dict, True),
+    "id": (str, False), "backbone": (str, False), "pretrain": ((dict, type(None)), False), "costs": (dict, False),
+    "unreadable_videos": (("list", str), False), "finished": (str, False), "per_video": (dict, False),
+    "versions": (dict, False),
+}
+RESULT_FIELDS: dict[str, tuple[Any, bool]] = {
+    "task": (str, True), "metrics": (("dict", "number"), True), "ci95": (("dict", ("list", "number")), False),
+    "costs": (("dict", "number?"), False), "counts": (dict, False),
+}
+
+
+def record_problem(rec: dict) -> str | None:
+    """The first field of `rec` that a reader could not use (wrong type, missing), named by its path; None
+    when the record is sound. Metric values may be NaN or infinite (a diverged run): they are numbers."""
+    def check(d: dict, fields: dict, where: str) -> str | None:
+        for key, (kind, required) in fields.items():
+            if key not in d:
+                if required:
+                    return f"field {where}{key} is missing"
+                continue
+            if not _typed(d[key], kind):
+                return f"field {where}{key} is {type(d[key]).__name__} {str(d[key])[:40]!r}, not what a record holds"
+        return None
+
+    problem = check(rec, RECORD_FIELDS, "")
+    if problem:
+        return problem
+    for part in ("encoder", "protocol"):
+        if not isinstance(rec["identity"].get(part, {}), dict):
+            return f"field identity.{part} is not a table"
+    for part in ("pretrain", "protocol"):
+        if not isinstance(rec["code_version"].get(part), (str, type(None))):
+            return f"field code_version.{part} is not a version string"
+    for i, r in enumerate(rec["results"]):
+        if not isinstance(r, dict):
+            return f"field results[{i}] is not a table"
+        problem = check(r, RESULT_FIELDS, f"results[{i}].")
+        if problem:
+            return problem
+        if any(len(b) != 2 for b in r.get("ci95", {}).values()):
+            return f"field results[{i}].ci95 holds an interval that is not [low, high]"
+    return None
 
 
 def build_record(cfg, results: list, card: dict, *, pretrain: dict, stages: dict, pretrain_key: str | None,
