@@ -24,7 +24,7 @@ from harness.errors import ConfigError, NonFiniteLossError
 from harness.optim import build_optimizer, lr_at, scaled_lr
 from harness.progress import progress_bar
 from harness.runlog import NoLog, ScalarLog
-from harness.storage import atomic_save
+from harness.storage import atomic_save, read_verified
 
 __all__ = ["NonFiniteLossError", "resolve_device", "seed_everything", "use_bf16", "train", "TrainStats", "StepInfo",
            "to_device"]
@@ -184,8 +184,9 @@ def train(
     warmup = cfg.warmup_steps or int(round(cfg.warmup_epochs * per_epoch))
     base_lr = scaled_lr(cfg)
     step = 0
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    state = read_verified(ckpt_path, lambda p: torch.load(p, map_location="cpu", weights_only=False), "checkpoint",
+                          log) if resume else None
+    if state is not None:
         if state.get("fingerprint") != fingerprint:
             raise ConfigError(f"{ckpt_path} belongs to another configuration; delete it or drop --resume")
         method.load_state_dict(state["method"])

@@ -28,7 +28,7 @@ from harness.engine import resolve_device, to_device, train
 from harness.errors import ConfigError
 from harness.models.stage import Stage
 from harness.report.records import git_commit
-from harness.storage import atomic_json, atomic_save, check_writable, file_sha256
+from harness.storage import atomic_json, atomic_save, check_writable, file_sha256, read_verified
 
 
 def log(msg: str) -> None:
@@ -138,7 +138,8 @@ def parent_encoder(parent: Config, progress: bool) -> Path:
 
     plan = preflight(parent)
     path = plan.checkpoint_dir / "encoder.pt"
-    if path.exists() and (plan.checkpoint_dir / "pretrain.json").exists():
+    if read_verified(plan.checkpoint_dir / "pretrain.json", _read_json, "cached pre-training report", log) is not None \
+            and read_verified(path, _read_tensors, "cached encoder", log) is not None:
         return path
     log(f"pretrain.init: pre-training the parent run {parent.method} first (key {plan.key})")
     with torch.random.fork_rng():
@@ -202,6 +203,14 @@ def prepare_stages(method, stage: Stage) -> dict:
     return out
 
 
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _read_tensors(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _still_unreadable(bad: dict[str, str], root: Path, entries: list[dict]) -> bool:
     """Whether the videos a pre-training could not read are still missing or damaged."""
     wanted = [e for e in entries if str(root / e["path"]) in bad]
@@ -217,13 +226,16 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
     enc_path, info_path, ckpt = out / "encoder.pt", out / "pretrain.json", out / "last.pt"
     towers_path = out / "method.pt" if set(method.exports()) != {"video"} else None  # audio/text towers, heads
     root, entries = stage.videos()
-    if enc_path.exists() and info_path.exists() and not retrain and (towers_path is None or towers_path.exists()):
-        info = json.loads(info_path.read_text())
+    info = None if retrain else read_verified(info_path, _read_json, "cached pre-training report", log)
+    enc = None if info is None else read_verified(enc_path, _read_tensors, "cached encoder", log)
+    towers = None if enc is None or towers_path is None else read_verified(towers_path, _read_tensors,
+                                                                             "cached method state", log)
+    if info is not None and enc is not None and (towers_path is None or towers is not None):
         bad = info.get("bad_videos", {})
         if not bad or _still_unreadable(bad, root, entries):
-            if towers_path is not None:
-                method.load_state_dict(torch.load(towers_path, map_location="cpu", weights_only=True))
-            method.encoder.load_state_dict(torch.load(enc_path, map_location="cpu", weights_only=True))
+            if towers is not None:
+                method.load_state_dict(towers)
+            method.encoder.load_state_dict(enc)
             note = f"; it could not read {len(bad)} videos" if bad else ""
             log(f"reusing pre-trained encoder {enc_path} (key {plan.key}{note}; --retrain trains it again)")
             return {**info, "reused": True, "checkpoint": str(enc_path)}
@@ -283,7 +295,7 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
         if towers_path is not None:
             atomic_save(method.state_dict(), towers_path)
         atomic_save(method.encoder.state_dict(), enc_path)
-        atomic_json(info_path, info)
+        atomic_json(info_path, info, digest=True)
     log(f"pre-training done in {stats.seconds:.0f} s ({stats.clips_per_s:.0f} clips/s)"
         + (f"; {len(stats.bad_videos)} unreadable videos skipped" if stats.bad_videos else ""))
     return {**info, "reused": False, "checkpoint": str(enc_path)}

@@ -22,7 +22,7 @@ from harness.data.sampling import ViewLayout, clip_span
 from harness.data.task import Task
 from harness.engine import use_bf16
 from harness.errors import ConfigError
-from harness.storage import atomic_save, content_key
+from harness.storage import atomic_save, content_key, read_verified
 from protocols.base import EvalContext, Protocol, TaskResult, video_outputs
 from protocols.multiview import Features, extract, recalibrate_bn
 
@@ -169,12 +169,13 @@ def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
     return content_key(payload, 16)
 
 
-def _load_features(path: Path, g: TaskGroup, t0: float) -> TaskGroupFeatures | None:
-    """The stored extraction at `path`, unless it is missing, left videos out (they may be readable now) or
-    lacks a label this group scores."""
-    if not path.exists():
+def _load_features(path: Path, g: TaskGroup, t0: float, log) -> TaskGroupFeatures | None:
+    """The stored extraction at `path`, unless it is missing, damaged (set aside), left videos out (they may
+    be readable now) or lacks a label this group scores."""
+    state = read_verified(path, lambda p: torch.load(p, map_location="cpu", weights_only=False), "cached features",
+                          log)
+    if state is None:
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
     # a run that scored fewer tasks of these videos stored only their labels: extract again for the others
     if state["bad"] or not set(g.label_keys) <= set(state["train"]["labels"]):
         return None
@@ -200,7 +201,7 @@ def frozen_features(encoder: nn.Module, ctx: EvalContext, c) -> Iterator[TaskGro
         t0 = time.perf_counter()
         path = (cfg.cache_root() / "features" / f"{features_key(ctx, c, g)}.pt"
                 if ctx.encoder_key and c.cache_features else None)
-        stored = _load_features(path, g, t0) if path is not None else None
+        stored = _load_features(path, g, t0, ctx.log) if path is not None else None
         if stored is not None:
             ctx.log(f"reusing the features of {', '.join(t.name for t in g.tasks)} from {path}")
             yield stored

@@ -27,7 +27,7 @@ from harness.data.sampling import EpochBatches
 from harness.data.task import Task
 from harness.engine import train, use_bf16
 from harness.optim import lr_at
-from harness.storage import atomic_json, atomic_save, content_key
+from harness.storage import atomic_json, atomic_save, content_key, read_verified
 from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views, video_outputs, view_outputs
 from protocols.configs import TrainedConfig
 from protocols.frozen import TaskGroup, TaskProtocol, row_ids, task_groups, test_layout
@@ -144,10 +144,13 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
     key = fit_key(ctx, protocol, g.tasks, c)
     out = cfg.cache_root() / "protocols" / f"{protocol}-{key}"
     done, info_path = out / "model.pt", out / "fit.json"
-    if done.exists() and info_path.exists():
-        model.load_state_dict(torch.load(done, map_location="cpu", weights_only=True))
+    info = read_verified(info_path, lambda p: json.loads(p.read_text()), f"cached {protocol} fit report", ctx.log)
+    state = None if info is None else read_verified(done, lambda p: torch.load(p, map_location="cpu", weights_only=True),
+                                                    f"cached {protocol} model", ctx.log)
+    if state is not None:
+        model.load_state_dict(state)
         ctx.log(f"{protocol}: reusing the trained classifier {done} ({', '.join(t.name for t in g.tasks)})")
-        return {**json.loads(info_path.read_text()), "reused": True}
+        return {**info, "reused": True}
     aug = dataclasses.replace(cfg.augment, crop_scale=c.crop_scale, crop_ratio=c.crop_ratio, flip_p=c.flip_p,
                               crop_mode=c.crop_mode, jitter_scales=c.jitter_scales,
                               **({} if c.colour else {"jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0}))
@@ -179,7 +182,7 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
             "clips_per_s": stats.clips_per_s, "final_loss": stats.final_loss, "peak_memory_gb": stats.peak_memory_gb,
             "resumed_from_step": stats.resumed_from_step, "loss_curve": stats.loss_curve, "checkpoint": str(done)}
     atomic_save(model.state_dict(), done)
-    atomic_json(info_path, info)
+    atomic_json(info_path, info, digest=True)
     (out / "last.pt").unlink(missing_ok=True)  # the finished model supersedes the resumable state
     return {**info, "reused": False}
 

@@ -131,7 +131,7 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
     atomic_save({"a": torch.ones(3)}, path)
     atomic_save({"a": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path)["a"], torch.zeros(3))
-    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "ck.pt.sha256"]  # and its checksum
 
 
 class Toy(nn.Module):

@@ -16,7 +16,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.models.stage import Stage
-from harness.storage import atomic_write, content_key
+from harness.storage import atomic_write, content_key, read_verified
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -122,14 +122,14 @@ def tokenizer_for(cfg: TextConfig, captions: Iterable[str], data: dict, cache_ro
     else:
         key = content_key({"kind": cfg.kind, "vocab": cfg.vocab_size, "lower": cfg.lowercase, "data": data})
         path = Path(cache_root) / "text-tokenizers" / f"{cfg.kind}-{key}.json"
-        if path.exists():
-            tok = Tokenizer.from_file(str(path))
+        tok = read_verified(path, lambda p: Tokenizer.from_file(str(p)), "cached text tokenizer", log)
+        if tok is not None:
             log(f"reusing the text tokenizer {path}")
         else:
             tok, trainer = _new(cfg)
             tok.train_from_iterator(list(captions), trainer=trainer)
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, lambda f: f.write(tok.to_str()))  # whole or absent
+            atomic_write(path, lambda f: f.write(tok.to_str()), digest=True)  # whole or absent
             log(f"trained a {cfg.kind} text tokenizer ({tok.get_vocab_size()} tokens) -> {path}")
         report = {"tokenizer": cfg.kind, "key": key, "vocab": tok.get_vocab_size()}
     if tok.get_vocab_size() > cfg.vocab_size:

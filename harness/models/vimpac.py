@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from harness.models.configs import VimpacNetConfig
 from harness.models.encoder import ClipSpec, Encoder
 from harness.models.stage import Stage
-from harness.storage import atomic_json, atomic_save
+from harness.storage import atomic_json, atomic_save, read_verified
 
 # the settings that shape a trained VQ-VAE tokenizer (its cache key, with the frame size and the data)
 TOKENIZER_FIELDS = ("dvae_path", "codebook", "downsample", "vq_width", "vq_dim", "vq_frames", "vq_steps", "vq_batch",
@@ -261,11 +261,14 @@ class Vimpac(Encoder):
         key = vq.tokenizer_key({**settings, "made": self.state_version}, stage.identity(), self.clip_spec.crop_size)
         path = stage.cache_root / "tokenizers" / f"vqvae-{key}.pt"
         report_path = path.with_suffix(".json")
-        if path.exists() and report_path.exists():
-            self.tokenizer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        report = read_verified(report_path, lambda p: json.loads(p.read_text()), "cached tokenizer report", log)
+        state = None if report is None else read_verified(
+            path, lambda p: torch.load(p, map_location="cpu", weights_only=True), "cached VQ-VAE tokenizer", log)
+        if state is not None:
+            self.tokenizer.load_state_dict(state)
             self.tokenizer.eval()
             log(f"reusing the VQ-VAE tokenizer {path}")
-            return json.loads(report_path.read_text())
+            return report
         videos = VideoSet(root, entries, cache_frames=False, fps=stage.fps)
         log(f"training the VQ-VAE tokenizer ({self.cfg.codebook} codes, ÷{self.cfg.downsample}, {self.cfg.vq_input}) on "
             f"{self.cfg.vq_frames} frames of {stage.dataset} -> {path}")
@@ -285,5 +288,5 @@ class Vimpac(Encoder):
         log(f"tokenizer: reconstruction MSE {report['mse']:.4f} (a constant image: {report['constant_mse']:.4f}), "
             f"{report['codes_used']}/{report['codebook']} codes used, {report['seconds']:.0f} s")
         atomic_save(self.tokenizer.state_dict(), path)
-        atomic_json(report_path, report)
+        atomic_json(report_path, report, digest=True)
         return report
