@@ -230,7 +230,13 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
     enc = None if info is None else read_verified(enc_path, _read_tensors, "cached encoder", log)
     towers = None if enc is None or towers_path is None else read_verified(towers_path, _read_tensors,
                                                                              "cached method state", log)
-    if info is not None and enc is not None and (towers_path is None or towers is not None):
+    # an encoder remembers the copy it was trained on: once that copy changes (repaired, regenerated), train again
+    trained_on = ((info or {}).get("data") or {}).get("checksum")
+    now = stage.identity().get("checksum") if trained_on else None
+    if info is not None and trained_on and now and trained_on != now:
+        log(f"the encoder at {enc_path} was trained on another copy of {cfg.pretrain.dataset} (checksum {trained_on}, "
+            f"now {now}); training again")
+    elif info is not None and enc is not None and (towers_path is None or towers is not None):
         bad = info.get("bad_videos", {})
         if not bad or _still_unreadable(bad, root, entries):
             if towers is not None:

@@ -121,3 +121,18 @@ def test_a_damaged_text_tokenizer_is_trained_again_the_same(tmp_path):
     again, _ = tokenizer_for(cfg, captions, {"name": "t"}, tmp_path, log=lines.append)
     assert any("cached text tokenizer" in x and "do not match" in x for x in lines)
     assert torch.equal(again.encode(captions)[0], first.encode(captions)[0])
+
+
+@pytest.mark.e2e
+def test_an_encoder_trained_on_another_copy_of_the_data_is_not_reused(clean, tmp_path, capsys):
+    from harness.storage import atomic_json
+
+    cache, numbers = clean
+    report = _artifact(cache, "pretrain report")
+    body = json.loads(report.read_text())
+    body["data"]["checksum"] = "0" * 16  # as if the copy changed after training (a repair, a regeneration)
+    atomic_json(report, body, digest=True)
+    capsys.readouterr()
+    record, _ = run(_cfg(cache, tmp_path, "linear-cached"), progress=False)
+    assert "was trained on another copy of moving-digits" in capsys.readouterr().err and not record["pretrain"]["reused"]
+    assert {t["task"]: t["metrics"] for t in record["results"]} == numbers["linear-cached"]
