@@ -191,7 +191,6 @@ def train(
             raise ConfigError(f"{ckpt_path} belongs to another configuration; delete it or drop --resume")
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
         step = state["step"]
         stats.bad_videos = state.get("bad_videos", {})
         stats.loss_curve = [tuple(x) for x in state.get("loss_curve", [])]
@@ -247,7 +246,9 @@ def train(
     loss_n, loss = 0, float("nan")
     scalars_log = ScalarLog(ckpt_path.parent, step) if dist.is_main() else NoLog()
     t_interval, wait, clips_interval = time.perf_counter(), 0.0, 0
-    batches = iter(make_loader(step))
+    batches = iter(make_loader(step))  # a DataLoader's iterator draws its base seed from the global RNG here
+    if state is not None:  # so the state saved after step `step` is restored after that draw, as a fresh run has it
+        set_rng_state(state["rng"])
     try:
         while True:
             t_ask = time.perf_counter()
