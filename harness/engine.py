@@ -156,6 +156,7 @@ def train(
     desc: str = "pretrain",
     distributed: bool = False,
     steps_per_epoch: int = 0,
+    settings: str = "pretrain",
 ) -> TrainStats:
     """Train `method` for `total_steps`, checkpointing to `ckpt_path` (pre-training, and the protocols
     that train: `linear`, `finetune`). `schedule(step)` overrides the LR of `cfg`'s warm-up + cosine.
@@ -170,6 +171,8 @@ def train(
     step's global batch, and the method is wrapped in DistributedDataParallel (gradients averaged over
     processes), its BatchNorms synchronised as `cfg.sync_bn` says. Logged terms are means over processes;
     only rank 0 writes the checkpoint; every rank reads it to resume.
+    `settings` names the section whose `lr` and `grad_clip` a diverging run should change (`pretrain`, or a
+    protocol's `protocols.finetune`).
     """
     bf16 = use_bf16(cfg, device)
     distributed = distributed and dist.world_size() > 1
@@ -215,15 +218,15 @@ def train(
     last_good = ckpt_path if ckpt_path.exists() and resume else None
 
     def where() -> str:
-        return f"Last good checkpoint: {last_good or 'none yet'}"
+        return (f"Last good checkpoint: {last_good or 'none yet'}. Lower {settings}.lr or enable "
+                f"{settings}.grad_clip")
 
     def save(at: int) -> None:
         nonlocal last_good
         bad = non_finite_tensors(method)
         if bad:  # never leave a "last good" checkpoint that cannot be resumed
             raise NonFiniteLossError(f"non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
-                                     f"after step {at}; training stopped without saving them. {where()}. "
-                                     "Lower pretrain.lr or enable pretrain.grad_clip.")
+                                     f"after step {at}; training stopped without saving them. {where()}.")
         if distributed:
             stats.bad_videos = {k: v for part in dist.all_gather_object(stats.bad_videos) for k, v in part.items()}
             if not dist.is_main():
@@ -346,13 +349,13 @@ def optimizer_step(method, forward, optimizer, params, batch, lr, bf16, cfg, inf
     seen = dist.all_reduce_mean(loss.detach().clone()) if distributed else loss  # all processes stop together
     if not torch.isfinite(seen):
         raise NonFiniteLossError(f"loss is {seen.item()} at step {info.step} (lr {lr:.3g}); training stopped. "
-                                 f"{where()}. Lower pretrain.lr or enable pretrain.grad_clip.")
+                                 f"{where()}.")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         if not torch.isfinite(norm):
-            raise NonFiniteLossError(f"gradient norm is {norm.item()} at step {info.step}; training stopped. {where()}")
+            raise NonFiniteLossError(f"gradient norm is {norm.item()} at step {info.step}; training stopped. {where()}.")
     info.outputs = out
     method.before_optimizer_step(info)
     optimizer.step()

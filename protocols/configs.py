@@ -10,6 +10,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import ClassVar, Literal
 
 from harness.config import fields_at_least
+from harness.config.sections import LR_MAX, LR_WHY, at_most
 from harness.errors import ConfigError
 
 
@@ -46,6 +47,8 @@ class ViewsConfig:
         if self.spatial_views not in (1, 3):
             raise ConfigError(f"protocols.{self.section}.spatial_views: 1 or 3, got {self.spatial_views}")
         self._at_least(("temporal_views", "feature_batch", "clip_batch"), 1)
+        at_most(f"protocols.{self.section}.temporal_views", self.temporal_views, 100,
+                "views per test video multiply extraction time and memory; the papers use 10")
         self._at_least(("train_per_class", "subset_seed"), 0)
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"protocols.{self.section}.train_fraction: in (0, 1], got {self.train_fraction}")
@@ -72,6 +75,8 @@ class FrozenConfig(ViewsConfig):
     def validate(self) -> None:
         super().validate()
         self._at_least(("train_views",), 1)
+        at_most(f"protocols.{self.section}.train_views", self.train_views, 100,
+                "clips per training video multiply extraction time and memory")
 
 
 Aggregate = Literal["softmax-mean", "logit-mean", "max"]
@@ -98,6 +103,8 @@ class LinearCachedConfig(FrozenConfig):
         self._at_least(("epochs", "batch_size"), 1)
         self._at_least(("lr",), 0, strict=True)
         self._at_least(("weight_decay", "warmup_epochs"), 0)
+        at_most(f"protocols.{self.section}.lr", self.lr, LR_MAX, LR_WHY)
+        at_most(f"protocols.{self.section}.epochs", self.epochs, 100_000, "the papers fine-tune for at most 200 epochs")
         if self.warmup_epochs > self.epochs:
             raise ConfigError(f"protocols.{self.section}.warmup_epochs ({self.warmup_epochs}) must be <= epochs "
                               f"({self.epochs})")
@@ -137,6 +144,8 @@ class TrainedConfig(ViewsConfig):
         self._at_least(("epochs", "batch_size"), 1)
         self._at_least(("lr",), 0, strict=True)
         self._at_least(("lr_batch", "weight_decay", "warmup_epochs", "grad_clip", "momentum"), 0)
+        at_most(f"protocols.{self.section}.lr", self.lr, LR_MAX, LR_WHY)
+        at_most(f"protocols.{self.section}.epochs", self.epochs, 100_000, "the papers fine-tune for at most 200 epochs")
         if self.momentum >= 1:
             raise ConfigError(f"protocols.{self.section}.momentum: must be < 1, got {self.momentum:g}")
         if self.warmup_epochs > self.epochs:

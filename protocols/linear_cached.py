@@ -20,6 +20,7 @@ from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_view
 from protocols.configs import LinearCachedConfig
 from protocols.frozen import FrozenProtocol, frozen_features, test_layout
 from protocols.multiview import Features
+from protocols.trained import check_converged
 
 
 def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearCachedConfig, seed: int) -> nn.Linear:
@@ -31,9 +32,10 @@ def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearCa
     opt = torch.optim.SGD(fc.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     per_epoch = max(len(x) // cfg.batch_size, 1)
     total = cfg.epochs * per_epoch
-    step = 0
+    step, last = 0, torch.zeros(())
     for _ in range(cfg.epochs):
         perm = torch.randperm(len(x), generator=g)
+        last = torch.zeros(())
         for b in range(per_epoch):
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             for group in opt.param_groups:
@@ -42,7 +44,9 @@ def train_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: LinearCa
             opt.zero_grad()
             loss.backward()
             opt.step()
+            last = last + loss.detach() / per_epoch
             step += 1
+    check_converged(float(last), [n_classes], "linear-cached")  # the last epoch's mean loss
     return fc
 
 

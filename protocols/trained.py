@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import time
 from typing import Callable
 
@@ -26,6 +27,7 @@ from harness.data.datasets import LabelledViews, PretrainClips
 from harness.data.sampling import EpochBatches
 from harness.data.task import Task
 from harness.engine import train, use_bf16
+from harness.errors import TrainingError
 from harness.optim import lr_at
 from harness.storage import atomic_json, atomic_save, content_key, read_verified
 from protocols.base import AGGREGATION_TEXT, EvalContext, TaskResult, score_views, video_outputs, view_outputs
@@ -137,6 +139,15 @@ def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c: TrainedConfig
     return content_key(payload)
 
 
+def check_converged(final_loss: float, classes: list[int], protocol: str) -> None:
+    """A fit whose last logged loss is far above guessing (cross-entropy ln C per task; 10x that) diverged:
+    its scores would sit at chance and read as a real result. Stop with exit 4, naming the protocol's lr."""
+    chance = sum(math.log(max(c, 2)) for c in classes)
+    if not math.isfinite(final_loss) or final_loss > 10 * chance:
+        raise TrainingError(f"{protocol}: the fit diverged (final loss {final_loss:.3g}, guessing gives {chance:.3g}); "
+                            f"lower protocols.{protocol}.lr")
+
+
 def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, protocol: str, bad) -> dict:
     """Train `model` on random augmented clips of `g`'s training videos, or load the stored result of
     the same fit; returns what happened (for the record)."""
@@ -177,7 +188,8 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
     stats = train(model, make_loader, steps.total_steps, 1, pcfg, dev, out / "last.pt",
                   resume=(out / "last.pt").exists(), on_bad=on_bad,
                   fingerprint=key, progress=ctx.progress, log=ctx.log,
-                  schedule=lr_schedule(c, batch, steps.per_epoch), desc=protocol)
+                  schedule=lr_schedule(c, batch, steps.per_epoch), desc=protocol, settings=f"protocols.{protocol}")
+    check_converged(stats.final_loss, [len(t.classes) for t in g.tasks], protocol)
     info = {"key": key, "steps": stats.steps, "batch": batch, "seconds": stats.seconds,
             "clips_per_s": stats.clips_per_s, "final_loss": stats.final_loss, "peak_memory_gb": stats.peak_memory_gb,
             "resumed_from_step": stats.resumed_from_step, "loss_curve": stats.loss_curve, "checkpoint": str(done)}

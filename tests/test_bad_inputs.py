@@ -106,6 +106,28 @@ CASES: list[tuple] = [
         ("augment.jitter", "[0.4,0.4,0.4,0.9]", "hue <= 0.5"),
         ("augment.blur_sigma", "[2,1]", "augment.blur_sigma: expected [low, high]"),
     ]],
+    # ------------------------------------------------------------------ values: sizes and rates out of bounds
+    ("seed-2**64", [*RUN, "--seed", str(2**64)], {}, 2, "run.seed: at most 4294967295 (the random generators take"),
+    ("seed-2**32", [*RUN, "--seed", str(2**32)], {}, 2, "run.seed: at most 4294967295"),
+    *[(f"bound {k}={v}", [*RUN, S, f"{k}={v}"], {}, 2, msg) for k, v, msg in [
+        ("pretrain.epochs", str(10**12), "pretrain.epochs: at most 100000 (the papers' longest schedule"),
+        ("pretrain.steps", str(10**9), "pretrain.steps: at most 100000000"),
+        ("pretrain.lr", "1e9", "pretrain.lr: at most 100 (a learning rate beyond this diverges"),
+        ("backbone.clip.frames", "10000", "backbone.clip.frames: at most 1024"),
+        ("backbone.clip.stride", "5000", "backbone.clip.stride: at most 1024"),
+        ("backbone.clip.crop_size", "8192", "backbone.clip.crop_size: at most 4096"),
+        ("protocols.linear.lr", "1e9", "protocols.linear.lr: at most 100"),
+        ("protocols.linear.epochs", str(10**7), "protocols.linear.epochs: at most 100000"),
+        ("protocols.linear.temporal_views", "100000", "protocols.linear.temporal_views: at most 100"),
+    ]],
+    *[(f"bound {p}.{k}={v}", ["run", "-m", "rho_byol", "--protocol", p, "-p", "ci", "-q", S, f"protocols.{p}.{k}={v}"],
+       {}, 2, msg) for p, k, v, msg in [
+        ("linear-cached", "lr", "1e9", "protocols.linear-cached.lr: at most 100"),
+        ("linear-cached", "train_views", "1000", "protocols.linear-cached.train_views: at most 100"),
+        ("linear-cached", "temporal_views", "100000", "protocols.linear-cached.temporal_views: at most 100"),
+        ("finetune", "lr", "1e9", "protocols.finetune.lr: at most 100"),
+        ("knn", "train_views", "500", "protocols.knn.train_views: at most 100"),
+    ]],
     # ------------------------------------------------------------------ values: method, protocol, dataset
     *[(f"{k}={v}", [*RUN, S, f"{k}={v}"], {}, 2, msg) for k, v, msg in [
         ("method.rho", "0", "methods.rho_byol.rho: must be >= 1, got 0"),

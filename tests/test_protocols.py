@@ -376,3 +376,22 @@ def test_unreadable_videos_are_counted_and_limited_per_split(tmp_path, solid, pr
         catalog.PROTOCOLS.get(protocol)(replace(proto_cfg, cache_features=False) if protocol == "linear-cached"
                                         else proto_cfg).evaluate({"video": MeanColour()}, ctx)
     assert e.value.exit_code == 3
+
+
+def test_a_probe_that_diverges_stops_naming_its_own_learning_rate():
+    """A loss far above guessing at the end of a fit is a divergence, not a result at chance: exit 4 (a
+    TrainingError) naming the protocol's lr; a fit that learns passes."""
+    from harness.errors import TrainingError
+    from protocols.linear_cached import train_linear
+    from protocols.trained import check_converged
+
+    cfg = load_config("ci", protocol="linear-cached").protocol_cfg
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 4, (64,), generator=g)
+    x = torch.randn(64, 8, generator=g) + 3 * nn.functional.one_hot(y, 8).float()
+    assert isinstance(train_linear(x, y, 4, cfg, 0), nn.Linear)
+    with pytest.raises(TrainingError, match=r"linear-cached: the fit diverged .*lower protocols.linear-cached.lr"):
+        train_linear(x * 1e6, y, 4, replace(cfg, lr=99.0), 0)
+    with pytest.raises(TrainingError, match="lower protocols.finetune.lr"):
+        check_converged(float("nan"), [10], "finetune")
+    check_converged(2.0, [10, 10], "finetune")  # near guessing (ln 10 + ln 10): not diverged, just untrained

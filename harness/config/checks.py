@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness import catalog
 from harness.config.build import _suggest, build, to_plain
 from harness.config.schema import Config
-from harness.config.sections import at_least
+from harness.config.sections import LR_MAX, LR_WHY, at_least, at_most
 from harness.errors import ConfigError
 
 
@@ -37,6 +37,7 @@ def check_values(cfg: Config) -> None:
     """Range checks that types cannot express; each names the key and the allowed range."""
     r = cfg.run
     at_least("run.seed", r.seed, 0)
+    at_most("run.seed", r.seed, 2**32 - 1, "the random generators take 32-bit seeds")
     at_least("run.threads", r.threads, 0)
     if not r.results_dir.strip():
         raise ConfigError("run.results_dir: empty path")
@@ -56,6 +57,9 @@ def check_values(cfg: Config) -> None:
         raise ConfigError(f"pretrain.adam_betas: two values in [0, 1), got {p.adam_betas}")
     at_least("pretrain.adam_eps", p.adam_eps, 0, strict=True)
     at_least("pretrain.steps", p.steps, 0)
+    at_most("pretrain.epochs", p.epochs, 100_000, "the papers' longest schedule is 800 epochs")
+    at_most("pretrain.steps", p.steps, 100_000_000, "VATT's 500K updates are the papers' longest")
+    at_most("pretrain.lr", p.lr, LR_MAX, LR_WHY)
     at_least("pretrain.warmup_steps", p.warmup_steps, 0)
     if p.steps and p.warmup_steps > p.steps:
         raise ConfigError(f"pretrain.warmup_steps ({p.warmup_steps}) must be <= pretrain.steps ({p.steps})")
@@ -70,6 +74,10 @@ def check_values(cfg: Config) -> None:
     c = cfg.backbone.clip
     for name in ("frames", "stride", "crop_size"):
         at_least(f"backbone.clip.{name}", getattr(c, name), 1)
+    at_most("backbone.clip.frames", c.frames, 1024, "a clip of more frames does not fit a batch in memory")
+    at_most("backbone.clip.stride", c.stride, 1024, "no video is that long between two frames of a clip")
+    for name in ("crop_size", "test_short_side"):
+        at_most(f"backbone.clip.{name}", getattr(c, name), 4096, "4K frames are the largest the decoders are tested on")
     if c.test_short_side < c.crop_size:
         raise ConfigError(f"backbone.clip.test_short_side ({c.test_short_side}) must be >= crop_size ({c.crop_size})")
     if len(c.mean) != 3 or len(c.std) != 3:

@@ -143,6 +143,20 @@ def at_least(path: str, v: float, low: float, strict: bool = False) -> None:
         raise ConfigError(f"{path}: must be {'>' if strict else '>='} {low:g}, got {v:g}")
 
 
+def at_most(path: str, v: float, high: float, why: str) -> None:
+    """`v` <= `high`, else a ConfigError naming `path` and why the bound exists: sizes that multiply time or
+    memory (views, frames, epochs) and rates far outside what trains are refused before any work."""
+    if v > high:
+        def text(x: float) -> str:
+            return str(x) if isinstance(x, int) else f"{x:g}"
+
+        raise ConfigError(f"{path}: at most {text(high)} ({why}), got {text(v)}")
+
+
+LR_MAX = 100.0  # no schedule in the papers goes near it (LARS: 4.8 for 512 clips); 1e9 trains nothing
+LR_WHY = "a learning rate beyond this diverges; the papers' largest is 4.8 (LARS, 512 clips)"
+
+
 def fields_at_least(section: str, obj: Any, names: tuple[str, ...], low: float, strict: bool = False) -> None:
     """`at_least` for several fields of one config section, named `<section>.<field>` in the message."""
     for name in names:
