@@ -21,6 +21,28 @@ import torch.distributed as dist
 from torch import nn
 
 
+def die_with_parent() -> None:
+    """Have the kernel kill this process when the process that started it dies (Linux `PR_SET_PDEATHSIG`).
+
+    torchrun starts each worker in a session of its own, so a SIGKILL of the launcher's process group
+    reaches no worker: without this they train on as orphans and write a record after `bench` has died.
+    Elsewhere (no prctl) nothing is done."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def launched() -> bool:
     """Whether this process was started as one of several (`torchrun` sets WORLD_SIZE)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1

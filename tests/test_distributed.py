@@ -170,3 +170,54 @@ def test_bn_groups_of_each_sync_bn_mode_under_two_gloo_processes(tmp_path, mode,
         group = 8 if name in synced else 4
         expected = [0.5, 0.5] if group == 8 else [0.0, 1.0]
         assert [m[name] for m in means] == pytest.approx(expected), (mode, name, means)
+
+
+def _started(cache: Path, proc, deadline: float = 300) -> list[int]:
+    """Wait until the workers are pre-training (a checkpoint folder exists); their process tree then."""
+    end = time.time() + deadline
+    while not list(cache.glob("checkpoints/*/scalars.csv")) and proc.poll() is None and time.time() < end:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    return _descendants(proc.pid)
+
+
+def _gone(pids: list[int], within: float = 20) -> bool:
+    end = time.time() + within
+    while time.time() < end:
+        if not any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _long(cache: Path, results: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--method", "rho_simclr", "--protocol", "linear-cached",
+           "--profile", "ci", "-q", "--set", f"run.cache_dir='{cache}'", "--set", "run.threads=1", "--set",
+           "pretrain.epochs=400", "--results-dir", str(results), "--nproc", "2"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_workers_die_with_a_killed_launcher_and_write_nothing(tmp_path, cache_dir, ci_manifest):
+    """SIGKILL of `bench` alone (no chance to clean up): torchrun and its workers, which run in sessions of
+    their own, die with it, and no record appears afterwards."""
+    cache = _cache(tmp_path / "c", cache_dir)
+    proc = _long(cache, tmp_path / "r")
+    tree = _started(cache, proc)
+    assert len(tree) >= 3  # torchrun and two workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _gone(tree), "orphaned processes survived the launcher"
+    time.sleep(1)
+    assert not list((tmp_path / "r").glob("runs/*.json"))
+
+
+def test_ctrl_c_stops_every_process_with_one_line_and_exit_130(tmp_path, cache_dir, ci_manifest):
+    cache = _cache(tmp_path / "c", cache_dir)
+    proc = _long(cache, tmp_path / "r")
+    tree = _started(cache, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends the foreground group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("error: interrupted;")
+    assert "Traceback" not in err, err[-2000:]
+    assert _gone(tree)

@@ -52,7 +52,8 @@ def run(
                        f"the record will be written to {cfg.runs_dir()}")
             return
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
-            _torchrun(nproc)
+            _torchrun(nproc)  # rank 0 of the workers prints the summary
+            return
         from harness.runner import run as do_run  # imports torch: only the commands that train or score pay for it
         from harness.runner import summary
 
@@ -80,8 +81,52 @@ def _args_without(options: set[str], flags: set[str] = frozenset()) -> list[str]
 
 
 def _torchrun(nproc: int) -> None:
-    """Replace this process by `torchrun --standalone --nproc-per-node N -m harness.cli <the same arguments>`."""
+    """Run `torchrun --standalone --nproc-per-node N -m harness.cli <the same arguments>` as a child and end
+    with its exit code. Its workers die with it (`die_with_parent`), and it dies with this process, so a
+    SIGKILL of `bench` leaves nothing behind. On Ctrl-C or SIGTERM the workers are stopped (torchrun sends
+    them SIGTERM) and this process ends with the one-line message and exit 130, never torchrun's traceback:
+    its output is relayed line by line until the interrupt, then dropped."""
+    import signal
+    import subprocess
+    import threading
+
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
             "-m", "harness.cli", "run", *_args_without({"--nproc"})]
     sys.stderr.flush()
-    os.execv(sys.executable, argv)
+    child = subprocess.Popen(argv, stderr=subprocess.PIPE, preexec_fn=_die_with_parent_preexec)
+    stopping = threading.Event()
+
+    def relay() -> None:
+        for line in iter(child.stderr.readline, b""):
+            if not stopping.is_set():
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
+
+    relayer = threading.Thread(target=relay, daemon=True)
+    relayer.start()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code = child.wait()
+        relayer.join(timeout=5)
+    except KeyboardInterrupt:
+        stopping.set()
+        child.send_signal(signal.SIGINT)  # torchrun stops its workers
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code:
+        raise typer.Exit(code)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) ends the run as Ctrl-C does
+
+
+def _die_with_parent_preexec() -> None:
+    from harness.distributed import die_with_parent
+
+    die_with_parent()
