@@ -37,6 +37,7 @@ def atomic_write(path: Path, write: Callable[[IO], None], binary: bool = False, 
     checksum never disagree unnoticed (`read_verified` checks them)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sweep_temp(path.parent, path.name)
     try:
         with open(tmp, "wb" if binary else "w") as f:
             write(f)
@@ -46,9 +47,34 @@ def atomic_write(path: Path, write: Callable[[IO], None], binary: bool = False, 
             sha = file_sha256(tmp)
             atomic_write(digest_path(path), lambda f: f.write(sha))
         os.replace(tmp, path)
+    except OSError as e:  # a full disk inside torch.save, a folder that vanished: exit 5, not a traceback
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"{path} could not be written ({describe_os_error(e)}); the file is as it was") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sweep_temp(folder: Path, name: str = "*") -> int:
+    """Remove the temporary files (`.<name>.<pid>.tmp`) that writers killed mid-write left in `folder`:
+    those whose process is gone. Returns how many went."""
+    gone = 0
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        pid = tmp.name[:-len(".tmp")].rsplit(".", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def atomic_json(path: Path, obj: Any, digest: bool = False) -> None:

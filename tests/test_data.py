@@ -520,3 +520,10 @@ def test_captions_name_the_digit_and_its_motion_and_the_colour_only_as_often_as_
     pool = dv.split_images(labels, cfg.seed, cfg.test_image_fraction)["pretrain"]
     a, b = (dv.make_video(c, "pretrain", 3, pool, images, labels, None) for c in (cfg, rare))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2]["caption"] != b[2]["caption"]
+
+
+def test_a_size_prepared_under_another_profiles_settings_names_its_own_size(tmp_path):
+    """`bench data prepare --size ci` from the embedded profile: the manifest says ci throughout."""
+    cfg = load_config("embedded").datasets["moving-digits"]
+    body = json.loads(md.prepare(cfg, tmp_path, size="ci", progress=False).read_text())
+    assert body["size"] == body["config"]["size"] == "ci" and body["config"]["counts"]["pretrain_videos"] == 64

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -395,3 +396,30 @@ def test_a_schedule_counted_in_updates():
     assert cfg.pretrain_key("cpu", "fp32", "1.1") != base.pretrain_key("cpu", "fp32", "1.1")
     with pytest.raises(ConfigError, match="warmup_steps"):
         load_config("ci", ["pretrain.steps=4", "pretrain.warmup_steps=5"])
+
+
+def test_a_full_disk_inside_a_write_is_exit_5_and_killed_writers_temp_files_are_swept(tmp_path):
+    """torch.save hitting ENOSPC becomes a StorageError (exit 5) naming the file, the target unchanged and its
+    temp file gone; temp files of writers killed mid-write (their pid gone) are removed by the next write."""
+    import errno
+
+    from harness.errors import StorageError
+    from harness.storage import atomic_write, sweep_temp
+
+    path = tmp_path / "enc.pt"
+    atomic_save({"a": torch.ones(2)}, path)
+
+    def full(f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(StorageError, match=r"enc.pt could not be written \(no space left on the device\)") as e:
+        atomic_write(path, full, binary=True)
+    assert e.value.exit_code == 5 and torch.equal(torch.load(path)["a"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc.pt", "enc.pt.sha256"]
+    dead = tmp_path / ".enc.pt.999999999.tmp"  # no such process
+    mine = tmp_path / f".other.json.{os.getpid()}.tmp"
+    dead.write_bytes(b"half"), mine.write_bytes(b"in progress")
+    atomic_save({"a": torch.zeros(2)}, path)
+    assert not dead.exists() and mine.exists()
+    assert sweep_temp(tmp_path) == 0 and mine.exists()

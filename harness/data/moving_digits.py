@@ -227,7 +227,8 @@ def prepare(cfg: MovingDigitsConfig, root: Path, size: str | None = None, worker
     body = {
         "name": "moving-digits", "size": size, "format": FORMAT_VERSION, "fingerprint": cfg.fingerprint(size),
         "checksum": content_checksum(entries),
-        "config": {k: v for k, v in asdict(cfg).items() if k != "sizes"} | {"counts": asdict(cfg.counts(size))},
+        "config": {k: v for k, v in cfg._named().items() if k != "sizes"} | {"size": size,
+                                                                             "counts": asdict(cfg.counts(size))},
         "tasks": {"digits-appearance": {"label": "digit", "classes": [str(d) for d in range(10)]},
                   "digits-motion": {"label": "motion", "classes": MOTIONS, "reversed_pair": REVERSED}},
         "videos": entries,

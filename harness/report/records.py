@@ -12,7 +12,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import StorageError
-from harness.storage import atomic_write, describe_os_error
+from harness.storage import atomic_write, describe_os_error, sweep_temp
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the checkout holding harness/, methods/, protocols/
 
@@ -57,6 +57,7 @@ def write_record(record: dict[str, Any], directory: Path, outputs: dict[str, dic
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(f"results folder {directory} cannot be created ({describe_os_error(e)})") from None
+    sweep_temp(directory)  # records of runs killed mid-write: their temp files, never read as records
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     rid = record.setdefault("id", f"{stamp}-{record['method']}-{record['protocol']}-{uuid.uuid4().hex[:8]}")
     final = directory / f"{rid}.json"
