@@ -527,3 +527,33 @@ def test_a_size_prepared_under_another_profiles_settings_names_its_own_size(tmp_
     cfg = load_config("embedded").datasets["moving-digits"]
     body = json.loads(md.prepare(cfg, tmp_path, size="ci", progress=False).read_text())
     assert body["size"] == body["config"]["size"] == "ci" and body["config"]["counts"]["pretrain_videos"] == 64
+
+
+def test_a_video_changed_in_place_is_caught_before_a_run_reads_it(ci_manifest, tmp_path):
+    """A pre-training video with one byte flipped (size kept) is refused by the split a run reads, naming the
+    repair; files hashed once are not hashed again until they change; the repaired copy is accepted."""
+    import time
+
+    from harness.data import manifest as mf
+
+    cfg, root = _private_copy(ci_manifest, tmp_path)
+    _, entries = md.MovingDigits.split(cfg, tmp_path, "pretrain")  # hashed once, remembered
+    hashed = []
+    real = mf.sha256_file
+    try:
+        mf.sha256_file = lambda p: hashed.append(p) or real(p)
+        md.MovingDigits.split(cfg, tmp_path, "pretrain")
+        assert hashed == []  # nothing changed since: a stat per file
+        victim = root / entries[5]["path"]
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        time.sleep(0.01)
+        victim.write_bytes(bytes(data))
+        with pytest.raises(DataError, match=r"0 missing and 1 damaged of 64 files .*differ from the manifest; "
+                                            r"`bench data prepare moving-digits` regenerates them"):
+            md.MovingDigits.split(cfg, tmp_path, "pretrain")
+        assert hashed == [victim]  # only the changed file was read again
+    finally:
+        mf.sha256_file = real
+    md.repair(cfg, tmp_path, progress=False)
+    assert len(md.MovingDigits.split(cfg, tmp_path, "pretrain")[1]) == 64

@@ -67,16 +67,40 @@ class Verification:
         return f"{len(self.missing)} missing and {len(self.damaged)} damaged of {self.checked} files ({shown})"
 
 
-def verify(root: Path, entries: list[dict], full: bool) -> Verification:
-    """Compare files with their entries: size only (`full=False`, a stat per file) or SHA-256 too."""
+def verify(root: Path, entries: list[dict], full: bool, remember: Path | None = None) -> Verification:
+    """Compare files with their entries: size only (`full=False`, a stat per file) or SHA-256 too.
+
+    With `remember` (a JSON file in the cache), a file whose size and modification time are those of its
+    last good check is not hashed again: a copy is hashed once, then only what changed since (any write
+    moves the modification time), so a run can check every file it reads for the cost of a stat."""
     out = Verification(checked=len(entries))
+    state = _read_state(remember) if full and remember else {}
+    good: dict[str, list] = {}
     for e in entries:
         p = Path(root) / e["path"]
         try:
-            size = p.stat().st_size
+            st = p.stat()
         except FileNotFoundError:
             out.missing.append(e["path"])
             continue
-        if ("bytes" in e and size != e["bytes"]) or (full and sha256_file(p) != e["sha256"]):
+        stamp = [st.st_size, st.st_mtime_ns, e["sha256"]]
+        if "bytes" in e and st.st_size != e["bytes"]:
             out.damaged.append(e["path"])
+        elif full and state.get(e["path"]) != stamp and sha256_file(p) != e["sha256"]:
+            out.damaged.append(e["path"])
+        else:
+            good[e["path"]] = stamp
+    if full and remember and good != {k: v for k, v in state.items() if k in good}:
+        from harness.storage import atomic_json
+
+        Path(remember).parent.mkdir(parents=True, exist_ok=True)
+        atomic_json(Path(remember), {**state, **good})
     return out
+
+
+def _read_state(path: Path) -> dict:
+    try:
+        body = json.loads(Path(path).read_text())
+        return body if isinstance(body, dict) else {}
+    except (OSError, ValueError):
+        return {}  # no earlier check (or a damaged record of one): hash everything again

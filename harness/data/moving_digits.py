@@ -295,7 +295,13 @@ class MovingDigits(Dataset):
         manifest = prepare(cfg, cache_root, progress=progress)
         body = load_manifest(manifest)
         entries = [v for v in body["videos"] if v["split"] == split]
-        check = verify(manifest.parent, entries, full=False)
+        # every file a run reads is checked against its checksum: hashed once per copy, then again only when
+        # its size or modification time changed (a byte flipped in place trains nothing silently)
+        remember = Path(cache_root) / "verify" / f"moving-digits-{manifest.parent.name}-{split}.json"
+        check = verify(manifest.parent, entries, full=True, remember=remember)
+        if check.damaged:
+            raise DataError(f"moving-digits {split}: {check.summary()}: their bytes differ from the manifest; "
+                            "`bench data prepare moving-digits` regenerates them")
         if check.bad:
             import warnings
 
