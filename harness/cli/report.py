@@ -1,4 +1,4 @@
-"""`bench tables` and `bench leaderboard`: the papers' tables and the leaderboard, derived from the run records."""
+"""`bench tables`, `bench leaderboard`, `bench compare` and `bench export`: what the run records hold, read back."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -146,3 +146,21 @@ def compare(
             if plan:
                 typer.echo(f"  to detect {plan:g} points with 80% power: {c.seeds_for(plan)} seeds each "
                            f"(detectable now: {c.detectable():.1f})")
+
+
+@app.command("export")
+def export_(
+    which: str = typer.Argument(..., help="a record id, a pre-training key, or selectors: method=rho_byol,rho=4,seed=0"),
+    out: str = typer.Option("exports", "--out", metavar="DIR", help="where the .pt and its .json go"),
+    results_dir: Optional[str] = ResultsOpt,
+    config: Optional[str] = ConfigOpt,
+):
+    """Write a trained encoder as a plain state dict in its source library's layout (torchvision, pytorchvideo,
+    or the harness's own), with a JSON of its clip spec, settings and provenance."""
+    with _friendly():
+        from harness.export import export, find
+
+        cfg = _load(config=config, results_dir=results_dir)
+        records, _ = load_records(cfg.runs_dir())
+        target, info = export(find(records, which), cfg.cache_root(), Path(out))
+        typer.echo(f"wrote {target} and {info} (how to load it: the JSON's `how_to_load`)")
