@@ -28,7 +28,7 @@ from harness.engine import resolve_device, to_device, train
 from harness.errors import ConfigError
 from harness.models.stage import Stage
 from harness.report.records import git_commit
-from harness.storage import atomic_json, atomic_save, check_writable, file_sha256, read_verified
+from harness.storage import atomic_json, atomic_save, check_writable, digest_path, file_sha256, read_verified
 
 
 def log(msg: str) -> None:
@@ -217,9 +217,10 @@ def _still_unreadable(bad: dict[str, str], root: Path, entries: list[dict]) -> b
     return len(wanted) < len(bad) or bool(verify(root, wanted, full=True).bad)
 
 
-def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrain: bool, progress: bool) -> dict:
+def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool | None, retrain: bool, progress: bool) -> dict:
     """Train `method` on the pre-training split `stage` lists, unless a finished encoder with the same key
-    exists; return what happened (the record's `pretrain`)."""
+    exists; return what happened (the record's `pretrain`). `resume`: None continues an interrupted run of
+    the same key if there is one (the default), True insists, False starts over."""
     if plan.checkpoint_dir is None:
         return {"skipped": True, "reason": f"{cfg.method} has no pre-training"}
     out = plan.checkpoint_dir
@@ -248,9 +249,15 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
         log(f"the encoder at {enc_path} was trained without {len(bad)} videos that are readable now; training again")
     elif retrain:
         log(f"--retrain: training a fresh encoder into {out}")
-    if ckpt.exists() and not resume:
-        log(f"note: {ckpt} holds an unfinished run of this configuration; starting afresh "
-            "(pass --resume to continue it)")
+    if retrain:
+        resume = False
+    elif resume is None:  # by default an interrupted pre-training of the same key continues (it resumes exactly)
+        resume = ckpt.exists()
+        if resume:
+            log(f"{ckpt} holds an interrupted pre-training of this configuration (same key); continuing it "
+                "(--fresh starts over)")
+    elif not resume and ckpt.exists():
+        log(f"--fresh: starting over; the interrupted pre-training at {ckpt} is replaced")
     sources = init_sources(cfg, plan.device.type)
     if sources and not (resume and ckpt.exists()):  # a resumed run has its weights from the checkpoint
         apply_init(cfg, method.encoder, sources, progress)
@@ -302,6 +309,8 @@ def pretrain(cfg: Config, plan: Plan, method, stage: Stage, resume: bool, retrai
             atomic_save(method.state_dict(), towers_path)
         atomic_save(method.encoder.state_dict(), enc_path)
         atomic_json(info_path, info, digest=True)
+        for done in (ckpt, digest_path(ckpt)):  # the finished encoder supersedes the resumable state
+            done.unlink(missing_ok=True)
     log(f"pre-training done in {stats.seconds:.0f} s ({stats.clips_per_s:.0f} clips/s)"
         + (f"; {len(stats.bad_videos)} unreadable videos skipped" if stats.bad_videos else ""))
     return {**info, "reused": False, "checkpoint": str(enc_path)}

@@ -98,8 +98,9 @@ def encoder_key(cfg: Config, plan: Plan) -> str:
     return "init-" + content_key(payload)
 
 
-def run(cfg: Config, resume: bool = False, retrain: bool = False, progress: bool = True) -> tuple[dict, Path]:
-    """Run one method under one protocol; returns the record and where it was written."""
+def run(cfg: Config, resume: bool | None = None, retrain: bool = False, progress: bool = True) -> tuple[dict, Path]:
+    """Run one method under one protocol; returns the record and where it was written. `resume`: None (the
+    default) continues an interrupted pre-training of the same key, False starts it over (`--fresh`)."""
     if resume and retrain:
         raise ConfigError("--resume and --retrain contradict each other: --retrain starts a fresh pre-training")
     started = datetime.now(timezone.utc)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,13 +122,22 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, cache_dir, ci_m
     assert not runs.exists() or not list(runs.glob("runs/*.json"))  # no record from a killed run
     assert not list(cache.glob("checkpoints/*/encoder.pt"))
 
-    p = subprocess.run(_cmd(cache, runs, *extra, "--resume"), capture_output=True, text=True, timeout=300)
+    fresh_cache = tmp_path / "fresh"  # the same interrupted state, started over with --fresh
+    shutil.copytree(cache, fresh_cache, symlinks=True)
+    # the same command again, no flag: an interrupted pre-training of the same key continues by default
+    p = subprocess.run(_cmd(cache, runs, *extra), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     resumed = _record(runs)
+    assert "holds an interrupted pre-training of this configuration (same key); continuing it" in p.stderr
     assert f"resuming from step {resumed['pretrain']['resumed_from_step']} of 24" in p.stderr
     assert 0 < resumed["pretrain"]["resumed_from_step"] < resumed["pretrain"]["total_steps"]
     for a, b in zip(reference["results"], resumed["results"]):
         assert a["task"] == b["task"] and a["metrics"] == b["metrics"]
+    assert not list(cache.glob("checkpoints/*/last.pt"))  # the finished encoder supersedes it
+    fresh_runs = tmp_path / "fresh_results"
+    p = subprocess.run(_cmd(fresh_cache, fresh_runs, *extra, "--fresh"), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "--fresh: starting over" in p.stderr, p.stderr[-3000:]
+    assert _record(fresh_runs)["pretrain"]["resumed_from_step"] == 0
 
 
 def test_an_encoder_trained_without_unreadable_videos_retrains_once_they_are_repaired(tmp_path, ci_manifest):

@@ -66,7 +66,7 @@ def _friendly():
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         _err(f"file system:{where}: {describe_os_error(e)}", 5)
     except KeyboardInterrupt:
-        _err("interrupted; checkpoints and records written so far are complete (continue with --resume)", 130)
+        _err("interrupted; checkpoints and records written so far are complete (run the same command again to continue)", 130)
 
 
 def _load(profile=None, sets=None, method=None, protocol=None, seed=None, config=None, results_dir=None):

@@ -22,7 +22,9 @@ def run(
     seed: Optional[int] = SeedOpt,
     config: Optional[str] = ConfigOpt,
     results_dir: Optional[str] = ResultsOpt,
-    resume: bool = typer.Option(False, "--resume", help="continue an interrupted pre-training from its last checkpoint"),
+    resume: Optional[bool] = typer.Option(None, "--resume/--fresh",
+                                          help="an interrupted pre-training of the same settings continues from its "
+                                               "last checkpoint by default; --fresh starts it over"),
     retrain: bool = typer.Option(False, "--retrain", help="pre-train again even if a matching encoder exists"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars (one line per phase remains)"),
     nproc: int = typer.Option(1, "--nproc", metavar="N",
@@ -47,7 +49,7 @@ def run(
             from harness.launch import SlurmOptions, submit
 
             opts = SlurmOptions(launcher, nodes, gpus_per_node, partition, time_, cfg.results_root() / "jobs")
-            job = submit(_args_without(LAUNCH_OPTIONS, {"--resume", "--retrain"}), opts, main)
+            job = submit(_args_without(LAUNCH_OPTIONS, {"--resume", "--fresh", "--retrain"}), opts, main)
             typer.echo(f"submitted job {job.job_id} ({launcher}); log: {job.paths.stdout} and {job.paths.stderr}; "
                        f"the record will be written to {cfg.runs_dir()}")
             return
