@@ -244,3 +244,39 @@ def test_a_profile_holds_only_what_it_changes(profile):
 
     restated = [k for k, v in leaves(body) if value(k) == v]
     assert not restated, f"[profiles.{profile}] restates the base: {restated}"
+
+
+def test_bench_list_shows_plugins_of_the_local_bench_toml_and_of_installed_packages(tmp_path, monkeypatch, capsys):
+    """`./bench.toml`'s plugins and a pip-installed package's entry point (group video_ssl_bench.plugins) both
+    register before any command, `bench list` included."""
+    import sys
+
+    from harness import catalog
+    from harness.cli import main
+
+    (tmp_path / "local_plugin_demo.py").write_text(
+        "from harness import catalog\n"
+        "catalog.METHODS.add('local_demo', 'methods.random_init:RandomInit', 'from ./bench.toml', "
+        "config='methods.configs:RandomInitConfig')\n")
+    (tmp_path / "bench.toml").write_text('plugins = ["local_plugin_demo"]\n')
+    site = tmp_path / "site"
+    (site / "ep_demo-0.1.dist-info").mkdir(parents=True)
+    (site / "ep_demo-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-demo\nVersion: 0.1\n")
+    (site / "ep_demo-0.1.dist-info" / "entry_points.txt").write_text("[video_ssl_bench.plugins]\ndemo = ep_plugin_demo\n")
+    (site / "ep_plugin_demo.py").write_text(
+        "from harness import catalog\n"
+        "catalog.METHODS.add('installed_demo', 'methods.random_init:RandomInit', 'from an entry point', "
+        "config='methods.configs:RandomInitConfig')\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert main(["list", "methods"]) == 0
+        out = capsys.readouterr().out
+        assert "local_demo" in out and "from ./bench.toml" in out
+        assert "installed_demo" in out and "from an entry point" in out
+    finally:
+        for name in ("local_demo", "installed_demo"):
+            if name in catalog.METHODS.names():
+                catalog.METHODS.remove(name)
+        for mod in ("local_plugin_demo", "ep_plugin_demo"):
+            sys.modules.pop(mod, None)

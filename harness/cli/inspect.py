@@ -26,8 +26,7 @@ def list_(what: str = typer.Argument(..., help="methods | protocols | datasets |
             return
         if what not in catalog.REGISTRIES:
             raise ConfigError(f"cannot list {what!r}; choose one of: {', '.join([*catalog.REGISTRIES, 'profiles'])}")
-        if config is not None:
-            _load(config=config)  # plugins named in the user's file add entries
+        _load(config=config)  # plugins (./bench.toml's or the given file's, and pip-installed ones) add entries
         reg = catalog.REGISTRIES[what]
         width = max(len(n) for n in reg.names())
         for name in reg.names():

@@ -87,8 +87,21 @@ def load_raw(path: str | Path | None = None) -> tuple[dict, list[str]]:
     return raw, sources
 
 
+ENTRY_POINTS = "video_ssl_bench.plugins"  # the group a pip-installed plugin declares itself under
+
+
 def load_plugins(modules: list[str], base: Path | None) -> None:
-    """Import plugin modules (each adds catalog entries); the user's config folder is importable."""
+    """Import plugin modules (each adds catalog entries): those installed with pip that declare an entry point
+    in the `video_ssl_bench.plugins` group, then those the user's bench.toml names under `plugins` (its
+    folder is importable)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINTS):
+        try:
+            ep.load()
+        except Exception as e:  # a broken installed package: name it, never a traceback
+            raise ConfigError(f"plugin {ep.name!r} ({ep.value}, installed with pip) cannot be loaded: "
+                              f"{type(e).__name__}: {e}") from None
     if base is not None and str(base) not in sys.path:
         sys.path.insert(0, str(base))
     for name in modules:
