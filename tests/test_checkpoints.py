@@ -194,3 +194,11 @@ def test_a_harness_encoder_file_loads_exactly_or_is_refused(tmp_path):
     torch.save({f"net.{k}": v for k, v in enc.state_dict().items()}, tmp_path / "foreign.pt")
     with pytest.raises(ConfigError, match="unexpected"):
         load_encoder_weights(other, tmp_path / "foreign.pt")
+
+
+def test_a_released_slow_r50_read_into_another_backbone_names_the_backbone_it_fits(ref, tmp_path):
+    torch.save({k.removeprefix("trunk."): v for k, v in ref.items()}, tmp_path / "SLOW_8x8_R50.pyth")
+    cfg = load_config("ci")
+    enc = build_encoder("small3d", cfg.backbone_cfg, cfg.backbone.clip)
+    with pytest.raises(ConfigError, match=r"does not fit the Small3D encoder.*add --set backbone.name=slow_r50"):
+        load_released(enc, tmp_path / "SLOW_8x8_R50.pyth")

@@ -280,3 +280,10 @@ def test_bench_list_shows_plugins_of_the_local_bench_toml_and_of_installed_packa
                 catalog.METHODS.remove(name)
         for mod in ("local_plugin_demo", "ep_plugin_demo"):
             sys.modules.pop(mod, None)
+
+
+def test_a_bare_number_is_accepted_where_a_name_is_expected():
+    """docs/datasets.md's `--set datasets.ucf101.split=2`: TOML reads 2 as an integer; the split is a name."""
+    assert load_config("ci", ["datasets.ucf101.split=2"]).datasets["ucf101"].split == "2"
+    with pytest.raises(ConfigError, match="expected a string, got True"):
+        load_config("ci", ["datasets.ucf101.split=true"])

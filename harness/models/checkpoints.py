@@ -84,6 +84,16 @@ def load_released(encoder: nn.Module, path: str | Path, fmt: str = "auto") -> st
     fmt = detect(state) if fmt == "auto" else fmt
     convert = {"slowfast": slowfast_to_harness, "pytorchvideo": pytorchvideo_to_harness,
                "harness": lambda s: s}[fmt]
-    load_exactly(encoder, convert(state), f"{path} (a {fmt} checkpoint)", f"the {type(encoder).__name__} encoder",
-                 optional=())
+    try:
+        load_exactly(encoder, convert(state), f"{path} (a {fmt} checkpoint)", f"the {type(encoder).__name__} encoder",
+                     optional=())
+    except ConfigError as e:
+        hint = LAYOUT_BACKBONE.get(fmt)
+        if hint and type(encoder).__name__ != hint[1]:  # the file fits another backbone than the one chosen
+            raise ConfigError(f"{e}. A {fmt} checkpoint is a Slow R-50: add --set backbone.name={hint[0]}") from None
+        raise
     return fmt
+
+
+# the backbone a released layout fits (its name, its encoder class), for the error that names it
+LAYOUT_BACKBONE = {"slowfast": ("slow_r50", "SlowR50"), "pytorchvideo": ("slow_r50", "SlowR50")}
