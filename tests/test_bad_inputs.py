@@ -244,7 +244,7 @@ CASES: list[tuple] = [
     ("leaderboard-profile", ["leaderboard", "-p", "paper"], {"record": True}, 2,
      "no runs with profile 'paper'; runs exist for: ci"),
     ("leaderboard-format", ["leaderboard", "-f", "xml"], {"record": True}, 2, "--format 'xml': choose markdown, csv or html"),
-    ("suite-unknown", ["suite", "rhoo"], {}, 2, "unknown suite 'rhoo'; known: rho, epochs, rho-study"),
+    ("suite-unknown", ["suite", "rhoo"], {}, 2, "unknown suite 'rhoo'; known: rho, epochs, vimpac, vatt, rho-study"),
     ("suite-seeds", ["suite", "rho", "--seeds", "0"], {}, 2, "--seeds must be at least 1, got 0"),
     ("suite-only", ["suite", "rho", "--only", "rho"], {}, 2, "--only 'rho': write SELECTOR=V1,V2"),
     ("tables-paper", ["tables", "--paper", "vimpac"], {}, 2, "--paper 'vimpac': one of feichtenhofer2021"),

@@ -115,4 +115,4 @@ def test_a_chained_runs_record_names_its_parent_and_its_row_label_shows_the_chai
     parent_key = _key(pt.parent_config(child, PARENT))
     assert record["pretrain"]["init"]["encoder"] == {"run": PARENT, "method": "rho_simclr", "key": parent_key}
     plain, _ = run(_cfg(cache_dir, tmp_path, "protocols.linear-cached.tasks=['digits-motion']"), progress=False)
-    assert variant_labels([record, plain]) == [f"pretrain.init.encoder={PARENT}", ""]
+    assert variant_labels([record, plain]) == [f"rho=4, pretrain.init.encoder={PARENT}", "rho=4"]

@@ -63,6 +63,11 @@ def leaderboard(
     metric: str = typer.Option("top1", "--metric", metavar="NAME",
                                help="top1 | top5 (all views) | top1_1view | top5_1view (centre view) | "
                                     "R@1 ... (retrieval)"),
+    method: Optional[List[str]] = typer.Option(None, "--method", "-m", metavar="NAME", help="only these methods"),
+    protocol: Optional[List[str]] = typer.Option(None, "--protocol", metavar="NAME", help="only these protocols"),
+    task: Optional[List[str]] = typer.Option(None, "--task", metavar="NAME", help="only these tasks"),
+    only: Optional[str] = typer.Option(None, "--only", metavar="KEY=V,...",
+                                       help="only runs with these settings: rho=2,pretrain.epochs=62"),
     results_dir: Optional[str] = ResultsOpt,
     config: Optional[str] = ConfigOpt,
 ):
@@ -79,10 +84,15 @@ def leaderboard(
                               "or name another folder with --results-dir")
         for line in skipped:
             typer.echo(f"warning: skipped {line}", err=True)
-        from harness.report.leaderboard import format_table
+        from harness.report.leaderboard import filter_records, format_table
         from harness.report.leaderboard import leaderboard as make_leaderboard
         from harness.report.throughput import load_perf, perf_table
 
+        if method or protocol or task or only:
+            kept = filter_records(records, method or (), protocol or (), task or (), only)
+            if not kept:
+                raise ConfigError("no run matches the filters (--method, --protocol, --task, --only)")
+            records = kept
         board = make_leaderboard(records, metric=metric, profile=profile, runs_dir=cfg.runs_dir())
         if fmt == "html":
             from harness.report.html import page

@@ -51,10 +51,14 @@ def _value(r: dict, flat: dict, key: str) -> Any:
     return None
 
 
+DEFINING = ("rho",)  # a method's settings every label names, differing or not: ρ = 1 never reads as the method
+
+
 def variant_labels(records: list[dict]) -> list[str]:
     """Per record, the settings that set it apart from other runs of its (profile, method), e.g.
-    'pretrain.epochs=120'; '' where all of them agree. A key only counts among the runs it applies to,
-    so another protocol's settings never label a run, nor pre-training keys a method without it; the
+    'pretrain.epochs=120'; '' where all of them agree; the method's own settings without their
+    `methods.<method>.` prefix ('rho=2'), which is always named. A key only counts among the runs it applies
+    to, so another protocol's settings never label a run, nor pre-training keys a method without it; the
     runs that left an option of their protocol at its default are told apart from those that set it,
     and carry no label for it (they sit in the row of the method's default runs)."""
     flats = [_identity(r) for r in records]
@@ -65,13 +69,32 @@ def variant_labels(records: list[dict]) -> list[str]:
     for members in groups.values():
         keys = sorted({k for i in members for k in flats[i]})
         values = {k: {i: _value(records[i], flats[i], k) for i in members} for k in keys}
-        differ = [k for k in keys if len({json.dumps(v, sort_keys=True) for v in values[k].values() if v is not None}) > 1]
+        method = records[members[0]]["method"]
+        own = f"methods.{method}."
+        always = {own + k for k in DEFINING}
+        differ = [k for k in keys if k in always
+                  or len({json.dumps(v, sort_keys=True) for v in values[k].values() if v is not None}) > 1]
         if "backbone.name" in differ:  # the clip shape comes with the backbone (`by_backbone`): its name says it
             differ = [k for k in differ if not k.startswith("backbone.clip.")]
+        differ.sort(key=lambda k: (k not in always, k))
         for i in members:
-            labels[i] = ", ".join(f"{k}={_label_value(values[k][i])}" for k in differ
+            labels[i] = ", ".join(f"{k.removeprefix(own)}={_label_value(values[k][i])}" for k in differ
                                   if values[k][i] not in (None, DEFAULT))
     return labels
+
+
+def filter_records(records: list[dict], methods=(), protocols=(), tasks=(), only: str | None = None) -> list[dict]:
+    """The records a leaderboard shows: of these methods and protocols (all when empty), matching `only`
+    (selectors as `bench compare` takes them: `rho=2,pretrain.epochs=62`), with the results of these tasks."""
+    from harness.report.compare import parse_selector, select
+
+    out = [r for r in records if (not methods or r["method"] in methods) and (not protocols or r["protocol"] in protocols)]
+    if only:
+        out = select(out, parse_selector(only))
+    if tasks:
+        out = [{**r, "results": [t for t in r["results"] if t["task"] in tasks]} for r in out]
+        out = [r for r in out if r["results"]]
+    return out
 
 
 def records_frame(records: list[dict]):
@@ -84,8 +107,15 @@ def records_frame(records: list[dict]):
         cost = {"pretrain_s": pre.get("seconds", float("nan")), "clips_per_s": pre.get("clips_per_s", float("nan")),
                 "peak_gb": pre.get("peak_memory_gb", float("nan")),
                 "device": (r.get("versions") or {}).get("gpu") or (r.get("costs") or {}).get("device", "")}
+        enc = (r.get("identity") or {}).get("encoder", {})
+        pre = r.get("pretrain") or {}
+        length = ("" if pre.get("skipped") or r.get("code_version", {}).get("pretrain") is None
+                  else f"{enc['pretrain.steps']} steps" if enc.get("pretrain.steps")
+                  else f"{enc['pretrain.epochs']} ep" if "pretrain.epochs" in enc else "")
         for t in r["results"]:
             rows.append({"id": r.get("id"), **cost, "profile": r["profile"], "method": r["method"],
+                         "variant": variant, "backbone": enc.get("backbone.name", r.get("backbone", "")),
+                         "length": length,
                          "row": r["method"] if not variant else f"{r['method']} [{variant}]",
                          "protocol": r["protocol"], "task": t["task"], "column": f"{r['protocol']}:{t['task']}",
                          "seed": r["seed"], "unreadable": tuple(r.get("unreadable_videos", [])),
@@ -110,6 +140,7 @@ class Board:
     ids: Any = None  # DataFrame: the ids of the records behind each cell (lists)
     costs: Any = None  # DataFrame per row: pretrain_s (mean), clips_per_s (mean), peak_gb (max), device
     ranks: Any = None  # DataFrame: each cell's rank in its column with ties (`compare.tie_ranks`); None: not ranked
+    info: Any = None  # DataFrame per row: method, variant, backbone, pre-training length ("62 ep")
 
     @property
     def empty(self) -> bool:
@@ -164,10 +195,12 @@ def leaderboard(records: list[dict], metric: str = "top1", profile: str | None =
     costs = df.drop_duplicates("id").groupby(["profile", "row"]).agg(
         pretrain_s=("pretrain_s", "mean"), clips_per_s=("clips_per_s", "mean"), peak_gb=("peak_gb", "max"),
         device=("device", lambda s: ", ".join(sorted({d for d in s if d}))))
+    info = df.groupby(["profile", "row"]).agg(method=("method", "first"), variant=("variant", "first"),
+                                              backbone=("backbone", "first"), length=("length", "first"))
     board = Board(metric, mean.reindex(index=idx, columns=cols), ci.reindex(index=idx, columns=cols),
                   n.reindex(index=idx, columns=cols), seeds.reindex(idx), notes.reindex(idx),
                   bounds[0].reindex(index=idx, columns=cols), bounds[1].reindex(index=idx, columns=cols),
-                  ids.reindex(index=idx, columns=cols), costs.reindex(idx))
+                  ids.reindex(index=idx, columns=cols), costs.reindex(idx), info=info.reindex(idx))
     if runs_dir is not None:
         board.ranks = rank_board(board, {r.get("id"): r for r in records}, runs_dir)
     return board
@@ -202,28 +235,53 @@ def task_emphasis(column: str) -> str:
     return catalog.TASKS.get(task).emphasis if task in catalog.TASKS else ""
 
 
+CSV_COLUMNS = ("profile", "method", "variant", "backbone", "pretrain", "protocol", "task", "mean", "ci95", "seeds",
+               "boot_low", "boot_high", "rank")
+
+
 def format_table(board: Board, fmt: str = "markdown") -> str:
-    """Markdown (cells "mean ± CI" over seeds, or "mean [low, high]" with a one-seed bootstrap
-    interval; seeds and notes columns) or tidy CSV (one line per cell)."""
+    """Markdown (cells "mean ± CI" over seeds, or "mean [low, high]" with a one-seed bootstrap interval;
+    backbone, pre-training length, seeds and cost columns, those that say nothing left out) or tidy CSV
+    (one line per cell, method, variant, protocol and task in columns of their own; written by the csv
+    module, so labels with commas or quotes read back)."""
     def num(x: float) -> str:
         return "" if x != x else f"{x:.6g}"
 
     if fmt == "csv":
-        rows = ["profile,method,column,mean,ci95,seeds,boot_low,boot_high,rank"]
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(CSV_COLUMNS)
         for (prof, row), line in board.mean.iterrows():
+            info = board.info.loc[(prof, row)]
             for col, v in line.items():
                 at = ((prof, row), col)
                 if v == v or isinstance(board.ids.loc[at], list):  # a cell, finite or a recorded NaN
-                    rows.append(",".join([prof, _csv(row), col, f"{v:.6g}", num(board.ci95.loc[at]),
-                                          str(int(board.n.loc[at])), num(board.boot_lo.loc[at]),
-                                          num(board.boot_hi.loc[at]),
-                                          num(board.ranks.loc[at]) if board.ranks is not None else ""]))
-        return "\n".join(rows)
+                    protocol, task = col.split(":", 1)
+                    w.writerow([prof, info["method"], info["variant"], info["backbone"], info["length"], protocol,
+                                task, f"{v:.6g}", num(board.ci95.loc[at]), int(board.n.loc[at]),
+                                num(board.boot_lo.loc[at]), num(board.boot_hi.loc[at]),
+                                num(board.ranks.loc[at]) if board.ranks is not None else ""])
+        return buf.getvalue().rstrip("\n")
     cols = list(board.mean.columns)
     show_notes = bool((board.notes != "").any())
-    show_costs = board.costs is not None and bool(board.costs["pretrain_s"].notna().any())
-    cost_heads = ["pre-train min", "clips/s", "peak GB", "device"] if show_costs else []
-    header = ["profile", "method", *(EMPHASIS_MARK[task_emphasis(c)] + c for c in cols), "seeds", *cost_heads,
+    costs = board.costs if board.costs is not None else None
+    cost_heads = []
+    if costs is not None and bool(costs["pretrain_s"].notna().any()):
+        cost_heads = ["pre-train min", "clips/s"]
+        if bool(costs["peak_gb"].fillna(0).gt(0).any()):
+            cost_heads.append("peak GB")
+        devices = {d for d in costs["device"] if d}
+        if len(devices) > 1:
+            cost_heads.append("device")
+    lengths = board.info["length"] if board.info is not None else None
+    show_length = lengths is not None and bool((lengths != "").any())
+    backbones = board.info["backbone"] if board.info is not None else None
+    show_backbone = backbones is not None and backbones.nunique() > 1
+    header = ["profile", "method", *(["backbone"] if show_backbone else []), *(["pre-train"] if show_length else []),
+              *(EMPHASIS_MARK[task_emphasis(c)] + c for c in cols), "seeds", *cost_heads,
               *(["notes"] if show_notes else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for (prof, row), line in board.mean.iterrows():
@@ -240,10 +298,20 @@ def format_table(board: Board, fmt: str = "markdown") -> str:
             rank = board.ranks.loc[(prof, row), col] if board.ranks is not None else float("nan")
             cells.append((f"#{int(rank)} " if rank == rank else "") + text + (f" (n={int(k)})" if int(k) != most else ""))
         notes = [board.notes.loc[(prof, row)]] if show_notes else []
-        costs = cost_cells(board.costs.loc[(prof, row)]) if show_costs else []
-        lines.append("| " + " | ".join([prof, row, *cells, str(most), *costs, *notes]) + " |")
+        extra = ([backbones.loc[(prof, row)]] if show_backbone else []) + ([lengths.loc[(prof, row)]] if show_length else [])
+        every = dict(zip(("pre-train min", "clips/s", "peak GB", "device"), cost_cells(costs.loc[(prof, row)]))) \
+            if cost_heads else {}
+        row_costs = [every[h] for h in cost_heads]
+        lines.append("| " + " | ".join([prof, row, *extra, *cells, str(most), *row_costs, *notes]) + " |")
     if any(task_emphasis(c) for c in cols):
         lines += ["", "[T] temporally-heavy task (motion decides the class), [S] spatially-heavy task (one frame does)."]
+    if not show_backbone and backbones is not None and len(backbones) and backbones.iloc[0]:
+        lines += ["", f"Backbone: {backbones.iloc[0]}."]
+    if cost_heads and "device" not in cost_heads:
+        devices = sorted({d for d in costs["device"] if d})
+        if devices:
+            lines += ["", f"Device: {devices[0]}" + ("; peak GPU memory not recorded." if "peak GB" not in cost_heads
+                                                      and devices[0].startswith("cuda") else ".")]
     if board.ranks is not None and bool(board.ranks.notna().to_numpy().any()):
         from harness.report.compare import RANK_NOTE
 
@@ -258,7 +326,3 @@ def cost_cells(c) -> list[str]:
 
     return [f(c["pretrain_s"] / 60, ".1f"), f(c["clips_per_s"], ".0f"), f(c["peak_gb"], ".1f") if c["peak_gb"] else "",
             c["device"]]
-
-
-def _csv(text: str) -> str:
-    return f'"{text}"' if ("," in text or '"' in text) else text
