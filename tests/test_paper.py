@@ -348,3 +348,35 @@ def test_vatt_sizes_are_aliases_of_the_vatt_method():
     assert ma.sets == ("methods.vatt.towers='shared'",)
     assert "stands for VATT-Base only" in paper.experiment(defs, table, *_find(table, "vatt_large", "top-1"), "embedded").reason
     assert paper.experiment(defs, table, *_find(table, "i3d", "top-1"), "embedded").reason == "no adapter for i3d"
+
+
+def test_plots_keep_one_colour_per_method_and_one_protocol_per_axis(tmp_path):
+    """ρSimCLR has no paper number at ρ = 4 and ρMoCo no run of ours: each method's colour is still the same
+    in the paper's panel, ours and the cost plot; the cost plot gives each column group its own panel, and
+    our axis names the protocol and task that stand in for the paper's column."""
+    from harness.report import plots
+
+    defs = paper.load_definitions()
+    table = defs.table(RHO)
+    records = []
+    for row in (1, 2, 3):  # ρBYOL, ρSimCLR, ρSwAV at ρ = 2, linear and fine-tuning
+        for col in (1, 5):
+            exp = paper.experiment(defs, table, row, col, "embedded")
+            records.append(_record("embedded", exp, 40.0 + row + col, seed=0))
+    r = fill(table, records, "embedded")
+    colours = plots.row_colours(r)
+    assert colours == {"ρMoCo": "C0", "ρBYOL": "C1", "ρSimCLR": "C2", "ρSwAV": "C3"}
+    fig = plots.selector_figure(r, "K400 linear")
+    ax_paper, ax_ours = fig.axes
+    for ax in (ax_paper, ax_ours):
+        for artist in [*ax.lines, *ax.containers]:
+            label = artist.get_label()
+            line = artist if hasattr(artist, "get_color") else artist.lines[0]
+            if label in colours:
+                assert line.get_color() == colours[label], (label, line.get_color())
+    assert ax_ours.get_ylabel() == "linear-cached on digits-appearance, top-1 (%)"
+    assert ax_ours.get_legend().get_title().get_text() == "linear-cached on digits-appearance"
+    cost = plots.cost_figure(r)
+    assert [ax.get_title() for ax in cost.axes] == ["K400 linear", "UCF101 fine-tune"]
+    assert cost.axes[1].get_ylabel() == "finetune on digits-appearance, top-1 (%)"
+    assert "`linear` columns are scored with `linear-cached`" in tables.markdown(r)

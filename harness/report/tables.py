@@ -64,8 +64,11 @@ def _rank_text(r: Rendered, i: int, j: int) -> str:
 
 def markdown(r: Rendered) -> str:
     t = r.table
+    protocols = paper.load_definitions().stand_in.protocols
     where = (f"ours: profile `{r.profile}`" + (", the embedded tasks standing in for the papers' data "
-                                               "(appearance for K400/UCF101/HMDB51, motion for SSv2/Diving48)"
+                                               "(appearance for K400/UCF101/HMDB51, motion for SSv2/Diving48); "
+                                               + ", ".join(f"`{a}` columns are scored with `{b}`"
+                                                           for a, b in protocols.items())
                                                if r.stand_in else ""))
     lines = [f"### {t.title}", "", f"{t.caption} Source: {t.source}. {where}.", "",
              "Each cell: paper / ours, mean ± std over seeds [95% CI] (n = seeds)"
