@@ -5,10 +5,11 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast install clean-runs help
+.PHONY: demo tour test test-fast install clean-runs help
 
 help:
 	@echo "make demo   - install, prepare moving-digits, pre-train rho_simclr and rho_byol, score them and random_init, print the leaderboard"
+	@echo "make tour   - one minute on the ci profile: a method under two protocols, the leaderboard, a paper table and its plot"
 	@echo "make test   - install if needed, run the linter and the test suite"
 
 $(STAMP): pyproject.toml
@@ -31,6 +32,18 @@ demo: $(STAMP)
 	$(BIN)/bench leaderboard --profile embedded
 	@echo
 	@echo "Records are in ./results/runs. To use bench from any folder: source $(VENV)/bin/activate"
+
+# a look at every part in about a minute: the ci profile (64 tiny videos), results kept apart in results/tour
+TOUR := --profile ci --results-dir results/tour -q
+tour: $(STAMP)
+	$(BIN)/bench data prepare moving-digits --size ci
+	$(BIN)/bench run --method rho_simclr --protocol linear-cached $(TOUR)
+	$(BIN)/bench run --method rho_simclr --protocol finetune $(TOUR)
+	$(BIN)/bench run --method random_init --protocol linear-cached $(TOUR)
+	$(BIN)/bench leaderboard --profile ci --results-dir results/tour
+	$(BIN)/bench tables --table rho --profile ci --results-dir results/tour --out results/tour/tables
+	@echo
+	@echo "The tour's records, tables and plots are in ./results/tour. For numbers that rank methods: make demo"
 
 test: $(STAMP)
 	$(BIN)/ruff check .

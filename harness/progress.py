@@ -47,3 +47,29 @@ def progress_bar(total: int, initial: int, desc: str, unit: str, enabled: bool) 
     """The harness's bar: on stderr, redrawn at most every 2 seconds, off under `-q`."""
     return Progress(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
                     dynamic_ncols=True, mininterval=2.0, smoothing=0)
+
+
+class JobClock:
+    """The whole-job line of a long command made of steps (`suite`, `regress`): "[k/N] name (12 min so far,
+    about 30 min left)", the estimate from the steps done so far (or from `estimates`, seconds per step
+    known beforehand, while none is done)."""
+
+    def __init__(self, total: int, estimates: list[float | None] | None = None):
+        self.total, self.start, self.done = total, time.perf_counter(), 0
+        self.estimates = estimates or [None] * total
+
+    def line(self, k: int, name: str) -> str:
+        """The line that starts step `k` (1-based) of the job."""
+        elapsed = time.perf_counter() - self.start
+        left = self.total - (k - 1)
+        if k > 1:
+            rate = elapsed / (k - 1)
+            guess = f", about {_minutes(rate * left)} left"
+        else:
+            known = [e for e in self.estimates if e]
+            guess = f", about {_minutes(sum(known) * self.total / len(known))} in all" if known else ""
+        return f"[{k}/{self.total}] {name} ({_minutes(elapsed)} so far{guess})"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"

@@ -10,6 +10,7 @@ from the runs and says which changed.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,15 +60,21 @@ class Row:
 
 
 def regress(profile: str, update: bool = False, baseline_path: Path | None = None,
-            runner: Callable[..., dict[str, float]] = run_cell, cache: Path | None = None) -> tuple[list[Row], str]:
+            runner: Callable[..., dict[str, float]] = run_cell, cache: Path | None = None,
+            log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> tuple[list[Row], str]:
     """Run the matrix, compare with (or with `update`, rewrite) the baselines; returns the rows and a report."""
     path = baseline_path or BASELINES / f"{profile}.json"
     stored = json.loads(path.read_text()) if path.exists() else {"tolerance": {}, "cells": {}}
     tol = {m: stored.get("tolerance", {}).get(m, DEFAULT_TOLERANCE) for m in METRICS}
     rows, now_cells = [], {}
+    from harness.progress import JobClock
+
+    cells = matrix(profile)
+    clock = JobClock(len(cells))
     with tempfile.TemporaryDirectory() as tmp:
-        for method, protocol in matrix(profile):
+        for k, (method, protocol) in enumerate(cells, 1):
             cell = f"{method}/{protocol}"
+            log(clock.line(k, cell))
             where = cache or load_config(profile).cache_root()  # datasets and encoders reused under their keys
             now_cells[cell] = runner(profile, method, protocol, where, Path(tmp) / "results")
             for key, value in now_cells[cell].items():

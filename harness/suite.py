@@ -204,8 +204,11 @@ def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]
     if runner is None:
         from harness.runner import run as runner
 
+    from harness.progress import JobClock
+
+    clock = JobClock(len(todo), [sum(x for x in estimate(j, records, profile, path)[1:] if x) or None for j in todo])
     for k, job in enumerate(todo, 1):
-        log(f"[{k}/{len(todo)}] {job.name}")
+        log(clock.line(k, job.name))
         t0 = time.perf_counter()
         try:
             cfg = load_config(profile, job.overrides(), method=job.method, protocol=job.protocol, seed=job.seed,

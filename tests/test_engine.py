@@ -423,3 +423,15 @@ def test_a_full_disk_inside_a_write_is_exit_5_and_killed_writers_temp_files_are_
     atomic_save({"a": torch.zeros(2)}, path)
     assert not dead.exists() and mine.exists()
     assert sweep_temp(tmp_path) == 0 and mine.exists()
+
+
+def test_the_whole_job_line_estimates_what_is_left(monkeypatch):
+    from harness import progress
+
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    clock = progress.JobClock(4, [60.0, None, 60.0, None])
+    assert clock.line(1, "a") == "[1/4] a (0 s so far, about 4 min in all)"  # from what earlier records tell
+    now[0] += 300
+    assert clock.line(2, "b") == "[2/4] b (5 min so far, about 15 min left)"
+    assert progress.JobClock(2).line(1, "x") == "[1/2] x (0 s so far)"

@@ -75,12 +75,19 @@ def _load(profile=None, sets=None, method=None, protocol=None, seed=None, config
 
 
 
+# pytorchvideo's builders decorate helpers with torch.jit.script, deprecated in torch 2.14; setuptools'
+# pkg_resources notice comes from imports of other packages
+LIBRARY_NOISE = (r"`torch\.jit\.script` is deprecated", r"pkg_resources is deprecated")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the parser's usage errors become one line and exit code 2, like the harness's own.
 
     typer >= 0.29 vendors its own copy of click, so its exceptions are matched by what they carry
     (`format_message` and `exit_code`) rather than by class."""
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"  # one line, no source
+    for text in LIBRARY_NOISE:  # warnings libraries give about their own code, which a user cannot act on
+        warnings.filterwarnings("ignore", message=text)
     try:
         rv = app(args=argv, prog_name="bench", standalone_mode=False)
     except Exception as e:

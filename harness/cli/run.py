@@ -53,6 +53,10 @@ def run(
             typer.echo(f"submitted job {job.job_id} ({launcher}); log: {job.paths.stdout} and {job.paths.stderr}; "
                        f"the record will be written to {cfg.runs_dir()}")
             return
+        for name in dict.fromkeys([*([cfg.pretrain.dataset] if cfg.pretrains else []), *cfg.task_datasets()]):
+            check = getattr(cfg.datasets[name], "check_copy", None)  # a plugin's schema: checked in preflight
+            if check is not None:
+                check()  # a missing dataset root is known now, before torch loads (seconds)
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
             _torchrun(nproc)  # rank 0 of the workers prints the summary
             return
