@@ -1,4 +1,4 @@
-"""Optimisation: parameter groups (no decay and no LARS scaling for biases and norms), LARS, the
+"""Optimisation: parameter groups (no decay and no LARS scaling for biases and norms), LARS (timm's), the
 optimiser a config names, and the learning-rate schedules. Used by pre-training and by the protocols
 that train (probes, fine-tuning)."""
 from __future__ import annotations
@@ -35,38 +35,24 @@ def param_groups(modules: Iterable[nn.Module], weight_decay: float,
     return sorted(groups.values(), key=lambda g: (g["lr_scale"] != 1.0, not g["lars"]))
 
 
-class LARS(torch.optim.Optimizer):
-    """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017), as the ρ study uses.
+def LARS(params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, trust: float = 0.001,
+         nesterov: bool = True) -> torch.optim.Optimizer:
+    """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017), as the ρ study uses: timm's
+    `Lars`. Per tensor of a group with `lars=True` (weights) the step is (g + wd w) scaled by
+    trust * |w| / (|g| + wd |w|), then Nesterov momentum; groups with `lars=False` (biases, norms: no weight
+    decay) take plain SGD steps. timm adapts a group only when its weight decay is set unless `always_adapt`,
+    so each group's `lars` flag becomes its `always_adapt` (weights adapt even with no decay, as the harness's
+    own LARS did; `tests/test_engine.py` checks it against a hand computation)."""
+    from timm.optim import Lars
 
-    Written by hand because torch has none. Per tensor, the step is scaled by
-    trust * |w| / (|g| + wd |w|); groups with `lars=False` (biases, BN) take plain SGD steps.
-    """
-
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust: float = 0.001, nesterov: bool = True):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                      trust=trust, nesterov=nesterov, lars=True))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                d = p.grad
-                if g["weight_decay"]:
-                    d = d.add(p, alpha=g["weight_decay"])
-                if g["lars"]:
-                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(p.grad)
-                    scale = g["trust"] * w_norm / (g_norm + g["weight_decay"] * w_norm + 1e-12)
-                    d = d * torch.where((w_norm > 0) & (g_norm > 0), scale, torch.ones_like(scale))
-                state = self.state[p]
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = d.clone()
-                else:
-                    buf.mul_(g["momentum"]).add_(d)
-                p.add_(d.add(buf, alpha=g["momentum"]) if g["nesterov"] else buf, alpha=-g["lr"])
+    groups = [dict(g) for g in params] if params and isinstance(params[0], dict) else [{"params": list(params)}]
+    for g in groups:
+        g["always_adapt"] = bool(g.get("lars", True))
+        if not g["always_adapt"] and g.get("weight_decay", weight_decay):
+            raise ValueError("a LARS group without adaptation must not decay (timm would adapt it)")
+    return Lars(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov and momentum > 0,
+                trust_coeff=trust,
+                eps=1e-12)
 
 
 def build_optimizer(modules: Iterable[nn.Module], cfg: PretrainConfig,
