@@ -30,7 +30,9 @@ class RhoByol(Method):
         self.predictor = mlp(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
         self.target_encoder = frozen_copy(encoder)
         self.target_projector = frozen_copy(self.projector)
-        self.momentum = cfg.momentum
+        # a tensor, changed in place each step: a float attribute read in `losses` would make torch.compile
+        # guard on its value and recompile the step every time it moves (not saved: a function of progress)
+        self.register_buffer("momentum", torch.tensor(float(cfg.momentum)), persistent=False)
 
     def sample_spec(self) -> SampleSpec:
         return SampleSpec(clips=self.cfg.rho)
@@ -49,10 +51,11 @@ class RhoByol(Method):
         loss = rho_byol_loss(list(preds), list(targets))
         if self.cfg.reduction == "sum":  # the released code's one backward per query clip: the sub-losses add
             loss = loss * v
-        return {"loss": loss, "momentum": torch.tensor(self.momentum)}
+        return {"loss": loss, "momentum": self.momentum.clone()}
 
     def after_step(self, info: StepInfo) -> None:
         # m is a function of progress alone, so a resumed run continues the schedule exactly
-        self.momentum = cosine_momentum(self.cfg.momentum, info.progress)
-        ema_update(self.target_encoder, self.encoder, self.momentum)
-        ema_update(self.target_projector, self.projector, self.momentum)
+        m = cosine_momentum(self.cfg.momentum, info.progress)
+        self.momentum.fill_(m)
+        ema_update(self.target_encoder, self.encoder, m)
+        ema_update(self.target_projector, self.projector, m)

@@ -29,7 +29,9 @@ class RhoMoco(ProjectedMethod):
         self.key_projector = frozen_copy(self.projector)
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        self.momentum = cfg.momentum
+        # a tensor, changed in place each step: a float attribute read in `losses` would make torch.compile
+        # guard on its value and recompile the step every time it moves (not saved: a function of progress)
+        self.register_buffer("momentum", torch.tensor(float(cfg.momentum)), persistent=False)
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         x, v = views_first(batch["clips"])
@@ -41,7 +43,7 @@ class RhoMoco(ProjectedMethod):
         loss = moco_loss(q, list(k.chunk(v)), self.queue, self.cfg.temperature)
         if self.cfg.reduction == "sum":  # the released code's one backward per query clip: the sub-losses add
             loss = loss * v
-        return {"loss": loss, "momentum": torch.tensor(self.momentum), "keys": k}
+        return {"loss": loss, "momentum": self.momentum.clone(), "keys": k}
 
     def queue_fill_steps(self, batch_videos: int) -> int:
         """Steps the released code spends filling the queue before the first update (`queue_warmup`)."""
@@ -65,6 +67,7 @@ class RhoMoco(ProjectedMethod):
     def after_step(self, info: StepInfo) -> None:
         if "keys" in info.outputs:
             self.enqueue(dist.gather(info.outputs["keys"]))
-        self.momentum = cosine_momentum(self.cfg.momentum, info.progress)
-        ema_update(self.key_encoder, self.encoder, self.momentum)
-        ema_update(self.key_projector, self.projector, self.momentum)
+        m = cosine_momentum(self.cfg.momentum, info.progress)
+        self.momentum.fill_(m)
+        ema_update(self.key_encoder, self.encoder, m)
+        ema_update(self.key_projector, self.projector, m)
