@@ -42,13 +42,21 @@ def _share(ds: LabelledViews):
     return torch.utils.data.Subset(ds, range(dist.rank(), len(ds), dist.world_size()))
 
 
-def chunked(model: nn.Module, views: torch.Tensor, device: torch.device, clip_batch: int, bf16: bool) -> torch.Tensor:
-    """`model` on (B, V, C, T, H, W) views in calls of at most `clip_batch` clips -> (B, V, ...) float on CPU."""
+def chunked(model: nn.Module, views: torch.Tensor, device: torch.device, clip_batch: int, bf16: bool,
+            normalize=None) -> torch.Tensor:
+    """`model` on (B, V, ...) views in calls of at most `clip_batch` clips -> (B, V, ...) float on CPU. uint8
+    video views (B, V, T, C, H, W) travel as uint8 and become normalised float clips (C, T, H, W) on the
+    device (`normalize`: the dataset's); float views (audio, or already normalised) go as they are."""
     x = views.flatten(0, 1)
     outs = []
     for part in x.split(max(clip_batch, 1)):
+        part = part.to(device, non_blocking=True)
+        if part.dtype == torch.uint8:
+            if normalize is None:
+                raise ValueError("uint8 views need the dataset's normalize")
+            part = normalize(part)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            outs.append(model(part.to(device, non_blocking=True)).float().cpu())
+            outs.append(model(part).float().cpu())
     out = torch.cat(outs)
     return out.view(views.shape[0], views.shape[1], *out.shape[1:])
 
@@ -74,7 +82,7 @@ def recalibrate_bn(encoder: nn.Module, ds: LabelledViews, device: torch.device, 
                 failed.add(path, err)
             if "views" not in b:
                 continue
-            chunked(encoder, b["views"], device, clip_batch, bf16)
+            chunked(encoder, b["views"], device, clip_batch, bf16, getattr(ds, "normalize", None))
             seen += b["views"].shape[0] * b["views"].shape[1]
     finally:
         for m, (mom, tr) in zip(bns, saved):
@@ -109,7 +117,7 @@ def extract(encoder: nn.Module, ds: LabelledViews, device: torch.device, batch: 
             failed.add(path, err)
         if "views" in b:
             v = b["views"]
-            feats.append(chunked(encoder, v, device, clip_batch, bf16).flatten(2))
+            feats.append(chunked(encoder, v, device, clip_batch, bf16, getattr(ds, "normalize", None)).flatten(2))
             for k, t in b["labels"].items():
                 labels.setdefault(k, []).append(t)
             index.append(b["index"])

@@ -267,10 +267,30 @@ def test_labelled_views_shape(manifest):
     vids = VideoSet(root, [v for v in body["videos"] if v["split"] == "test"], cache_frames=True)
     item = LabelledViews(vids, cfg.backbone.clip, ViewLayout(3, 3), ["digit", "motion"])[0]
     k = cfg.backbone.clip.crop_size
-    assert item["views"].shape == (9, 3, 8, k, k)
+    assert item["views"].shape == (9, 8, 3, k, k) and item["views"].dtype == torch.uint8  # (V, T, C, H, W)
     assert item["labels"] == body["videos"][[v["split"] for v in body["videos"]].index("test")]["labels"]
     views = item["views"]
     assert not torch.equal(views[0], views[1])  # left vs centre crop of a 40-wide frame
+
+
+def test_uint8_views_normalised_on_the_device_equal_float_views_exactly(manifest):
+    """Cropping uint8 frames and normalising later gives the float views of normalising first, bit for bit
+    (tolerance 0): crops and per-pixel normalisation commute. Also through `chunked`, as the protocols read."""
+    from protocols.multiview import chunked
+
+    body, root = manifest
+    cfg = load_config("ci", ["backbone.clip.test_short_side=20"])  # a resize on the way, too
+    vids = VideoSet(root, [v for v in body["videos"] if v["split"] == "test"][:4], cache_frames=True)
+    new = LabelledViews(vids, cfg.backbone.clip, ViewLayout(2, 3), ["digit"])
+    old = LabelledViews(vids, cfg.backbone.clip, ViewLayout(2, 3), ["digit"], uint8=False)
+    for i in range(4):
+        a, b = new[i]["views"], old[i]["views"]
+        assert a.dtype == torch.uint8 and b.dtype == torch.float32
+        assert torch.equal(new.normalize(a), b)
+    batch = torch.stack([new[i]["views"] for i in range(2)])
+    ref = torch.stack([old[i]["views"] for i in range(2)])
+    flat = chunked(torch.nn.Flatten(), batch, torch.device("cpu"), clip_batch=5, bf16=False, normalize=new.normalize)
+    assert torch.equal(flat, ref.flatten(2))
 
 
 def test_epoch_batches_resume_matches():
