@@ -577,3 +577,21 @@ def test_a_video_changed_in_place_is_caught_before_a_run_reads_it(ci_manifest, t
         mf.sha256_file = real
     md.repair(cfg, tmp_path, progress=False)
     assert len(md.MovingDigits.split(cfg, tmp_path, "pretrain")[1]) == 64
+
+
+def test_keyframe_exact_seeks_decode_the_fewest_frames(manifest):
+    """A video with a keyframe every 8 frames: each wanted frame is reached from the nearest keyframe at or
+    before it (frames 3 and 20: 0..3, then a seek to 16..20 = 9 frames; the seek-gap pass decoded 0..20 = 21),
+    never decoding a frame twice, and the frames are those of a full decode."""
+    from harness.data.video import decode_frames
+
+    body, root = manifest
+    e = next(v for v in body["videos"] if v["split"] == "test")
+    full = decode_frames(root / e["path"])
+    for wanted, fewest in (([3, 20], 4 + 5), ([3, 5, 9], 6 + 2), ([17], 2), ([0, 23], 1 + 8), ([10, 12], 5)):
+        stats = {}
+        got = decode_frames(root / e["path"], wanted, gop=8, stats=stats)
+        assert np.array_equal(got, full[wanted]) and stats["decoded"] == fewest, (wanted, stats)
+    old = {}
+    decode_frames(root / e["path"], [3, 20], seek_gap=32, stats=old)
+    assert old["decoded"] == 21

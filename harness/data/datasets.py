@@ -123,8 +123,9 @@ class VideoSet:
             # processes inherit it); a cache filled in a worker would be one more copy per worker, lost
             # when it exits, so a video not preloaded is decoded for this sample alone
         gop = int(self.entries[i].get("gop") or 0)
+        regular = self.entries[i].get("keyframes") == "regular"  # a keyframe every `gop` frames, exactly
         return decode_frames(self.path(i), indices, seek_gap=max(self.seek_gap, gop),
-                             expect=int(self.entries[i]["frames"]))
+                             expect=int(self.entries[i]["frames"]), gop=gop if regular else 0)
 
     def _decode_all(self, i: int) -> np.ndarray:
         """Every frame of video i; one that holds fewer frames than its entry says is truncated, not padded."""

@@ -294,7 +294,9 @@ class MovingDigits(Dataset):
         path's tolerance for unreadable videos allows."""
         manifest = prepare(cfg, cache_root, progress=progress)
         body = load_manifest(manifest)
-        entries = [v for v in body["videos"] if v["split"] == split]
+        # the generator places a keyframe every `keyframe_interval` frames: the decoder seeks by it
+        entries = [{**v, "gop": cfg.keyframe_interval, "keyframes": "regular"} for v in body["videos"]
+                   if v["split"] == split]
         # every file a run reads is checked against its checksum: hashed once per copy, then again only when
         # its size or modification time changed (a byte flipped in place trains nothing silently)
         remember = Path(cache_root) / "verify" / f"moving-digits-{manifest.parent.name}-{split}.json"

@@ -2,8 +2,9 @@
 
 Seeking per clip loses (measurements in docs/data-path.md) to a single pass once clips are dense (10 test
 clips), while two seeks beat a full decode for ρ=2 on a short video. `decode_frames` does both:
-it walks the sorted union of wanted frames in one pass and seeks only across gaps longer than
-`seek_gap` frames (about a keyframe interval), so no frame is decoded twice.
+it walks the sorted union of wanted frames in one pass, and where the keyframe spacing is known it seeks
+exactly when a keyframe lies between the last decoded frame and the next wanted one (else across gaps
+longer than `seek_gap` frames), so no frame is decoded twice and none that a seek would skip.
 """
 from __future__ import annotations
 
@@ -109,13 +110,26 @@ def truncation_slack(expected: int) -> int:
 
 
 def decode_frames(path: str | Path, indices: Sequence[int] | None = None, seek_gap: int = 32,
-                  expect: int | None = None) -> np.ndarray:
+                  expect: int | None = None, gop: int = 0, stats: dict | None = None) -> np.ndarray:
     """Frames at `indices` (any order, repeats allowed) as uint8 (N, H, W, 3); all frames if None.
+
+    With `gop` (keyframes every `gop` frames from frame 0, as the manifest records), the pass is
+    keyframe-exact: it seeks exactly when a keyframe lies after the last decoded frame and at or before the
+    next wanted one, so every wanted frame is reached from the nearest keyframe and a sample decodes the
+    fewest frames; without it, it seeks across gaps longer than `seek_gap`. `stats` (a dict) receives
+    `decoded` (frames decoded) and `seeks`.
 
     Indices past the end of the stream are clamped to the last frame, as clip samplers do for
     videos shorter than a clip; but with `expect` (the frame count the index gives), a stream that
     ends more than `truncation_slack` frames before it is a truncated file: VideoDecodeError, not padding.
     """
+    def seek_to(target: int, pos: int) -> bool:
+        if pos < 0:
+            return True
+        return (target // gop) * gop > pos if gop > 0 else target - pos > seek_gap
+
+    stats = stats if stats is not None else {}
+    stats.update(decoded=0, seeks=0)
     import av
 
     try:
@@ -138,19 +152,21 @@ def decode_frames(path: str | Path, indices: Sequence[int] | None = None, seek_g
             pos = -1  # index of the last decoded frame
             k = 0  # next wanted frame
             while k < len(wanted):
-                sought = pos < 0 or wanted[k] - pos > seek_gap
+                sought = seek_to(wanted[k], pos)
                 if sought:  # jump close to the target: seek lands on the keyframe at or before it
                     c.seek(int(start_pts + wanted[k] / fps / tb), stream=stream, backward=True, any_frame=False)
+                    stats["seeks"] += 1
                 for frame in c.decode(stream):
                     pos = int(round((frame.pts - start_pts) * tb * fps)) if frame.pts is not None else pos + 1
+                    stats["decoded"] += 1
                     last = frame
                     while k < len(wanted) and wanted[k] <= pos:
                         got[wanted[k]] = frame
                         k += 1
                         sought = False
                     # after a seek, decode on to the target (the keyframe may lie far before it)
-                    if k >= len(wanted) or (not sought and wanted[k] - pos > seek_gap):
-                        break  # done, or a long gap: seek instead of decoding through it
+                    if k >= len(wanted) or (not sought and seek_to(wanted[k], pos)):
+                        break  # done, or a keyframe nearer the next target: seek instead of decoding through
                 else:
                     break  # end of stream
             if last is None:
