@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -595,3 +596,18 @@ def test_keyframe_exact_seeks_decode_the_fewest_frames(manifest):
     old = {}
     decode_frames(root / e["path"], [3, 20], seek_gap=32, stats=old)
     assert old["decoded"] == 21
+
+
+def test_perf_data_measures_a_users_files_side_by_side(manifest, capsys):
+    """`bench perf --data`: one line per file with the decode limit, a pre-training sample, test views; the
+    fewest frames a pass needs counts from the keyframe at or before each wanted frame."""
+    from harness.cli import main
+    from harness.data.throughput import fewest_frames, keyframes
+
+    body, root = manifest
+    e = next(v for v in body["videos"] if v["split"] == "test")
+    assert keyframes(root / e["path"]) == [0, 8, 16]
+    assert fewest_frames([3, 20], [0, 8, 16]) == 9 and fewest_frames([3, 5, 9], [0, 8, 16]) == 8
+    assert main(["perf", "--data", str(root / e["path"]), "-p", "ci", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"| {Path(e['path']).name} | 40x32 | 24 | 8 |" in out and "decoded / fewest" in out

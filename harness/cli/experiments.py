@@ -24,14 +24,31 @@ def perf(
                                 help="loader worker counts to time ('' skips the loader and the full step)"),
     steps: int = typer.Option(10, "--steps", metavar="N", help="timed steps per measurement"),
     warmup: int = typer.Option(3, "--warmup", metavar="N", help="untimed steps first"),
+    data: Optional[List[str]] = typer.Option(None, "--data", metavar="PATH",
+                                             help="time the data path on these video files or folders instead"),
     profile: Optional[str] = ProfileOpt,
     set_: Optional[List[str]] = SetOpt,
     config: Optional[str] = ConfigOpt,
     results_dir: Optional[str] = ResultsOpt,
 ):
     """Time a pre-training step: compute only (fp32, bf16, channels-last, compile), the loader alone with N
-    workers, and the full step with real data; prints them side by side and writes <results>/perf/*.json."""
+    workers, and the full step with real data; prints them side by side and writes <results>/perf/*.json.
+    With --data: the data path on your own files (decode limit, a pre-training sample, a video's test
+    views), side by side, one thread."""
     with _friendly():
+        if data:
+            from harness.data import throughput as dt
+
+            cfg = _load(profile, list(set_ or []), method, config=config, results_dir=results_dir)
+            found = dt.files(data)
+            if not found:
+                raise ConfigError(f"--data {' '.join(data)}: no video files ({', '.join(dt.VIDEO_SUFFIXES)})")
+            res = dt.measure(found, cfg.backbone.clip, rho=getattr(cfg.method_cfg, "rho", 2), temporal=10,
+                             spatial=3, rounds=max(steps // 2, 3), log=lambda m: typer.echo(m, err=True))
+            typer.echo(f"clip {cfg.backbone.clip.frames}x{cfg.backbone.clip.stride} at {cfg.backbone.clip.crop_size} px "
+                       f"(short side {cfg.backbone.clip.test_short_side}), profile {cfg.profile}; one thread\n")
+            typer.echo(dt.table(res))
+            return
         sets = list(set_ or [])
         if backbone:
             sets.append(f"backbone.name={backbone!r}")
