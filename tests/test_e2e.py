@@ -349,3 +349,17 @@ def test_clipbert_runs_the_ci_profile_as_a_cross_encoder(tmp_path, cache_dir, ci
     assert ret["metrics"]["t2v_R@1"] == ret["metrics"]["t2v_R@1_1view"]  # one view: scored once, both numbers
     assert main(argv[:at] + ["zeroshot", "--set", "protocol.tasks=['digits-motion']"] + argv[at + 1:]) == 0
     assert _record(results)["results"][0]["task"] == "digits-motion"
+
+
+def test_the_gpu_script_runs_end_to_end_on_a_cpu(tmp_path, cache_dir, ci_manifest):
+    """tools/gpu_check.sh's smoke mode: the miniatures, the data-path table, one method's step timing, a
+    short pre-training with both probes, the summary table and its JSON."""
+    script = Path(__file__).resolve().parent.parent / "tools" / "gpu_check.sh"
+    env = {**os.environ, "DEVICE": "cpu", "PROFILE": "ci", "METHODS": "rho_byol", "STEPS": "2", "WORKERS": "0",
+           "PYTHON": sys.executable, "WORK": str(tmp_path / "work"), "OUT": str(tmp_path / "out")}
+    p = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    assert "decode limit (frames/s)" in p.stdout and "| rho_byol | compute fp32 |" in p.stdout
+    assert "| linear | digits-appearance |" in p.stdout or "| linear | digits-motion |" in p.stdout
+    body = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert len(body["perf"]) == 1 and {r["protocol"] for r in body["runs"]} == {"linear", "finetune"}
