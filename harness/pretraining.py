@@ -147,7 +147,7 @@ def parent_encoder(parent: Config, progress: bool) -> Path:
         _, method, _ = build_parts(parent)
         stage = stage_for(parent, progress)
         prepare_stages(method, stage)
-        pretrain(parent, plan, method, stage, resume=True, retrain=False, progress=progress)
+        pretrain(parent, plan, method, stage, resume=None, retrain=False, progress=progress)
     return path
 
 
