@@ -18,6 +18,7 @@ from harness import distributed as dist
 from harness.catalog import DATASETS, TASKS
 from harness.config import resolved_precision, to_plain
 from harness.data.datasets import BadVideos, LabelledViews, VideoSet
+from harness.data.manifest import labels_checksum
 from harness.data.sampling import ViewLayout, clip_span
 from harness.data.task import Task
 from harness.engine import use_bf16
@@ -161,6 +162,8 @@ def features_key(ctx: EvalContext, c, g: TaskGroup) -> str:
                "batches": [c.feature_batch, c.clip_batch], "clip": to_plain(cfg.backbone.clip),
                "data": [t.dataset, t.train_split, t.test_split, to_plain(cfg.datasets[t.dataset])],
                "train_ids": g.train_ids, "device": ctx.device.type,
+               # the labels stored with the features: edited labels (or captions) are another extraction
+               "labels": labels_checksum([*g.train.entries, *g.test.entries]),
                **({"input": c.input} if c.input != "video" else {}),
                **({"sampler": c.sampler} if c.sampler != "clip" else {}),
                # BN re-estimated in shards is the mean of the processes' estimates: name their count

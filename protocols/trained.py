@@ -24,6 +24,7 @@ from harness import code_version
 from harness.config import resolved_precision, to_plain
 from harness.config.sections import when_set
 from harness.data.datasets import LabelledViews, PretrainClips
+from harness.data.manifest import labels_checksum
 from harness.data.sampling import EpochBatches
 from harness.data.task import Task
 from harness.engine import train, use_bf16
@@ -126,13 +127,14 @@ def lr_schedule(c: TrainedConfig, batch: int, per_epoch: int) -> Callable[[int],
     return stepped
 
 
-def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c: TrainedConfig) -> str:
+def fit_key(ctx: EvalContext, protocol: str, tasks: list[Task], c: TrainedConfig, train: list[dict] = ()) -> str:
     """Names a fit: the scored encoder, the settings it trained with (`c`, a task's overrides included) and
-    the protocol's code, the tasks and their data, seed, device, precision."""
+    the protocol's code, the tasks and their data (with the training videos' labels), seed, device, precision."""
     cfg = ctx.cfg
     settings = {k: v for k, v in when_set(c).items() if k not in type(c).bookkeeping}
     payload = {"encoder": ctx.encoder_key, "protocol": protocol, "code": code_version.protocol_version(protocol),
                "tasks": [t.name for t in tasks], "data": [to_plain(cfg.datasets[t.dataset]) for t in tasks],
+               "labels": labels_checksum(list(train)),
                "settings": settings,
                "clip": to_plain(cfg.backbone.clip), "augment": when_set(cfg.augment), "seed": cfg.run.seed,
                "device": ctx.device.type, "precision": resolved_precision(cfg.pretrain.precision, ctx.device.type)}
@@ -152,7 +154,7 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
     """Train `model` on random augmented clips of `g`'s training videos, or load the stored result of
     the same fit; returns what happened (for the record)."""
     cfg, dev = ctx.cfg, ctx.device
-    key = fit_key(ctx, protocol, g.tasks, c)
+    key = fit_key(ctx, protocol, g.tasks, c, g.train.entries)
     out = cfg.cache_root() / "protocols" / f"{protocol}-{key}"
     done, info_path = out / "model.pt", out / "fit.json"
     info = read_verified(info_path, lambda p: json.loads(p.read_text()), f"cached {protocol} fit report", ctx.log)

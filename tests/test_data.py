@@ -611,3 +611,26 @@ def test_perf_data_measures_a_users_files_side_by_side(manifest, capsys):
     assert main(["perf", "--data", str(root / e["path"]), "-p", "ci", "--steps", "2"]) == 0
     out = capsys.readouterr().out
     assert f"| {Path(e['path']).name} | 40x32 | 24 | 8 |" in out and "decoded / fewest" in out
+
+
+def test_edited_labels_are_caught_or_name_another_copy(ci_manifest, tmp_path):
+    """A manifest records the checksum of its labels and captions: an edited label is a damaged manifest.
+    A copy made before that checksum existed names its labels in the dataset identity (records, encoders),
+    so edited labels read as another copy, and cached features and fits are keyed by them."""
+    from harness.data.manifest import labels_checksum
+
+    cfg, root = _private_copy(ci_manifest, tmp_path)
+    manifest = root / "manifest.json"
+    body = json.loads(manifest.read_text())
+    body["labels_checksum"] = labels_checksum(body["videos"])
+    manifest.write_text(json.dumps(body))
+    before = md.MovingDigits.identity(cfg, tmp_path)
+    test = next(v for v in body["videos"] if v["split"] == "test")
+    test["labels"]["digit"] = (test["labels"]["digit"] + 1) % 10
+    manifest.write_text(json.dumps(body))
+    with pytest.raises(DataError, match="labels or captions do not match their checksum"):
+        md.MovingDigits.split(cfg, tmp_path, "test")
+    del body["labels_checksum"]  # a copy from before the labels' checksum
+    manifest.write_text(json.dumps(body))
+    after = md.MovingDigits.identity(cfg, tmp_path)
+    assert after["checksum"] == before["checksum"] and after["labels"] != before["labels"]

@@ -29,6 +29,14 @@ def content_checksum(entries: list[dict]) -> str:
     return h.hexdigest()[:16]
 
 
+def labels_checksum(entries: list[dict]) -> str:
+    """One hash naming what a copy says about its videos beyond their bytes: labels and captions, by id."""
+    h = hashlib.sha256()
+    for e in sorted(entries, key=lambda e: e["id"]):
+        h.update(json.dumps([e["id"], e.get("labels"), e.get("caption"), e.get("narrations")], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
 def load_manifest(path: Path) -> dict:
     """Read and check a manifest; a damaged one is a DataError that says what is wrong and what to do."""
     path = Path(path)
@@ -45,6 +53,8 @@ def load_manifest(path: Path) -> dict:
         raise DataError(f"{path}: manifest is damaged (no valid 'videos' list); {remedy}")
     if body.get("checksum") not in (None, content_checksum(videos)):
         raise DataError(f"{path}: manifest is damaged (its entries do not match its checksum); {remedy}")
+    if body.get("labels_checksum") not in (None, labels_checksum(videos)):
+        raise DataError(f"{path}: manifest is damaged (its labels or captions do not match their checksum); {remedy}")
     return body
 
 

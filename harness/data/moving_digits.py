@@ -36,7 +36,7 @@ from harness.data.digits_video import (
     split_images,
     write_mp4,
 )
-from harness.data.manifest import Verification, content_checksum, load_manifest, sha256_file, verify
+from harness.data.manifest import Verification, content_checksum, labels_checksum, load_manifest, sha256_file, verify
 from harness.data.source import Dataset, DatasetConfig
 from harness.data.task import Task
 from harness.errors import ConfigError, DataError
@@ -226,7 +226,7 @@ def prepare(cfg: MovingDigitsConfig, root: Path, size: str | None = None, worker
             atomic_json(partial, {**known, **{e["id"]: e["sha256"] for e in entries}})
     body = {
         "name": "moving-digits", "size": size, "format": FORMAT_VERSION, "fingerprint": cfg.fingerprint(size),
-        "checksum": content_checksum(entries),
+        "checksum": content_checksum(entries), "labels_checksum": labels_checksum(entries),
         "config": {k: v for k, v in cfg._named().items() if k != "sizes"} | {"size": size,
                                                                              "counts": asdict(cfg.counts(size))},
         "tasks": {"digits-appearance": {"label": "digit", "classes": [str(d) for d in range(10)]},
@@ -327,11 +327,13 @@ class MovingDigits(Dataset):
 
     @staticmethod
     def identity(cfg: MovingDigitsConfig, cache_root: Path) -> dict[str, Any]:
-        """Which copy a run used: the config fingerprint, the content checksum and the video count."""
+        """Which copy a run used: the config fingerprint, the checksum of its videos' bytes, that of their labels
+        and captions (`labels`: a manifest whose labels were edited names another copy), and the count."""
         manifest = dataset_dir(cfg, cache_root) / "manifest.json"
         body = load_manifest(manifest)
         return {"name": "moving-digits", "size": cfg.size, "fingerprint": body.get("fingerprint"),
-                "checksum": body.get("checksum") or content_checksum(body["videos"]), "videos": len(body["videos"])}
+                "checksum": body.get("checksum") or content_checksum(body["videos"]),
+                "labels": labels_checksum(body["videos"]), "videos": len(body["videos"])}
 
 
 # zero-shot prompts: per class, sentences in the captions' words without the colour (the mean of their
