@@ -117,3 +117,13 @@ def test_an_old_record_without_outputs_is_named_in_one_line(tmp_path):
 
 def test_holm_adjustment_against_a_hand_computation():
     assert cmp.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_a_selector_that_mixes_settings_is_named_and_default_selects_the_plain_runs(tmp_path):
+    plain = _record(tmp_path, "p0", "rho_byol", 0, [1, 0, 1])
+    low = _record(tmp_path, "l0", "rho_byol", 0, [1, 1, 1])
+    low["identity"] = {"encoder": {}, "protocol": {"protocols.linear-cached.train_per_class": 10}}
+    both = cmp.select([plain, low], cmp.parse_selector("rho_byol"))
+    assert len(both) == 2 and cmp.variants(both) == ["rho_byol", "rho_byol [protocols.linear-cached.train_per_class=10]"]
+    assert cmp.select([plain, low], cmp.parse_selector("rho_byol,train_per_class=default")) == [plain]
+    assert cmp.select([plain, low], cmp.parse_selector("rho_byol,train_per_class=10")) == [low]

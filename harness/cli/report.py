@@ -143,10 +143,16 @@ def compare(
                                       f"add --{key}")
             if not rows:
                 raise ConfigError(f"{name} = {text!r} selects no record in {cfg.runs_dir()}")
+            variants = cmp.variants(rows)
+            if len(variants) > 1:
+                raise ConfigError(f"{name} = {text!r} selects runs of {len(variants)} settings ("
+                                  + "; ".join(variants[:4]) + "): add the setting that tells them apart, "
+                                  "e.g. train_per_class=10 or train_per_class=default")
             sides[name] = rows
         if sides["A"][0]["protocol"] != sides["B"][0]["protocol"]:
             raise ConfigError("A and B were scored by different protocols; compare runs of one protocol")
-        shared = [t for t in sides["A"][0]["tasks"] if any(t in r["tasks"] for r in sides["B"])]
+        a_tasks = list(dict.fromkeys(t for r in sides["A"] for t in r["tasks"]))  # every task A's runs scored
+        shared = [t for t in a_tasks if any(t in r["tasks"] for r in sides["B"])]
         tasks = task or shared
         if not tasks:
             raise ConfigError("A and B share no task")

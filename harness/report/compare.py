@@ -33,7 +33,8 @@ Z_95, Z_80 = 1.959963984540054, 0.8416212335729143  # two-sided 5% and 80% power
 
 
 def parse_selector(text: str) -> dict[str, str]:
-    """`rho_byol` or `method=rho_byol,rho=4,protocol=linear-cached`: a bare word names the method."""
+    """`rho_byol` or `method=rho_byol,rho=4,protocol=linear-cached`: a bare word names the method; `KEY=default`
+    selects the runs that left an option (named only when set) at its default."""
     out = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
         key, eq, value = part.partition("=")
@@ -56,8 +57,8 @@ def _value(record: dict, key: str) -> Any:
 
 
 def _same(value: Any, text: str) -> bool:
-    if value is None:
-        return False
+    if value is None:  # an option a record's identity leaves out sits at its default: `train_per_class=default`
+        return text == "default"
     if isinstance(value, bool):
         return str(value).lower() == text.lower()
     if isinstance(value, (int, float)):
@@ -71,6 +72,20 @@ def _same(value: Any, text: str) -> bool:
 def select(records: list[dict], selector: dict[str, str]) -> list[dict]:
     """The records every `key=value` of `selector` matches (identity keys by their full name or last part)."""
     return [r for r in records if all(_same(_value(r, k), v) for k, v in selector.items())]
+
+
+def variants(records: list[dict]) -> list[str]:
+    """The distinct settings (encoder and protocol identities, code versions) among `records`, each named by
+    what sets it apart (its leaderboard label); one entry when they all ran the same experiment."""
+    import json
+
+    from harness.report.leaderboard import variant_labels
+
+    groups: dict[str, str] = {}
+    for r, label in zip(records, variant_labels(records)):
+        key = json.dumps([r.get("identity"), r.get("code_version")], sort_keys=True, default=str)
+        groups.setdefault(key, f"{r['method']} [{label}]" if label else r["method"])
+    return list(groups.values())
 
 
 @dataclass
