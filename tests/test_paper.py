@@ -375,7 +375,8 @@ def test_plots_keep_one_colour_per_method_and_one_protocol_per_axis(tmp_path):
             if label in colours:
                 assert line.get_color() == colours[label], (label, line.get_color())
     assert ax_ours.get_ylabel() == "linear-cached on digits-appearance, top-1 (%)"
-    assert ax_ours.get_legend().get_title().get_text() == "linear-cached on digits-appearance"
+    assert ax_ours.get_legend().get_title().get_text() == "linear-cached on digits-appearance\n(stands for K400 linear)"
+    assert ax_paper.get_legend().get_title().get_text() == ""  # the paper's own numbers need no note
     cost = plots.cost_figure(r)
     assert [ax.get_title() for ax in cost.axes] == ["K400 linear", "UCF101 fine-tune"]
     assert cost.axes[1].get_ylabel() == "finetune on digits-appearance, top-1 (%)"

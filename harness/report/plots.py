@@ -68,9 +68,9 @@ def selector_figure(r: Rendered, group: str):
                           color=colour)
     note = _stand_in_note(r, cols)
     ours_label = f"{note}, top-1 (%)" if note else f"{group} top-1 (%)".strip()
-    for ax, who, ylabel in ((ax_p, f"paper ({r.table.source})", f"{group} top-1 (%)".strip()),
-                            (ax_o, f"ours (profile {r.profile}" + (f": {note} stands for {group}" if note else "") + ")",
-                             ours_label)):
+    for ax, who, ylabel, legend in ((ax_p, f"paper ({r.table.source})", f"{group} top-1 (%)".strip(), None),
+                                    (ax_o, f"ours (profile {r.profile})", ours_label,
+                                     f"{note}\n(stands for {group})" if note else None)):
         ax.set_xlabel(spec.get("xlabel", key))
         ax.set_ylabel(ylabel)
         ax.set_title(who, fontsize=9)
@@ -80,7 +80,7 @@ def selector_figure(r: Rendered, group: str):
         ax.set_xticks(sorted({x for j in cols if (x := _x_of(r, j, key)) is not None}))
         ax.get_xaxis().set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
         if ax.has_data():
-            ax.legend(fontsize=8, title=note or None, title_fontsize=7)
+            ax.legend(fontsize=8, title=legend, title_fontsize=7)
         else:
             ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes, color="grey")
     fig.suptitle(f"{r.table.title} — {group}" if group else r.table.title, fontsize=10)

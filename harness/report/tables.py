@@ -163,7 +163,10 @@ def html_table(r: Rendered, record_href: str = "runs/") -> str:
     e = html.escape
     out = [f'<h2 id="{e(t.paper)}-{e(t.name)}">{e(t.title)}</h2>',
            f"<p>{e(t.caption)} <i>{e(t.source)}</i>. Ours: profile <code>{e(r.profile)}</code>"
-           + (" (embedded tasks standing in for the papers' data)" if r.stand_in else "") + ".</p>",
+           + (" (embedded tasks standing in for the papers' data; "
+              + ", ".join(f"<code>{e(a)}</code> columns scored with <code>{e(b)}</code>"
+                          for a, b in paper.load_definitions().stand_in.protocols.items()) + ")"
+              if r.stand_in else "") + ".</p>",
            '<table class="paper">']
     groups, marks = _spans(t), _marks(r)
     if any(g for g, _ in groups):
