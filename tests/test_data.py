@@ -551,8 +551,9 @@ def test_a_size_prepared_under_another_profiles_settings_names_its_own_size(tmp_
 
 
 def test_a_video_changed_in_place_is_caught_before_a_run_reads_it(ci_manifest, tmp_path):
-    """A pre-training video with one byte flipped (size kept) is refused by the split a run reads, naming the
-    repair; files hashed once are not hashed again until they change; the repaired copy is accepted."""
+    """A pre-training video with one byte flipped (size kept) is caught by the split a run reads, named with
+    the repair, and counted as unreadable, never read; files hashed once are not hashed again until they
+    change; the repaired copy is whole again."""
     import time
 
     from harness.data import manifest as mf
@@ -570,14 +571,17 @@ def test_a_video_changed_in_place_is_caught_before_a_run_reads_it(ci_manifest, t
         data[len(data) // 2] ^= 0x01
         time.sleep(0.01)
         victim.write_bytes(bytes(data))
-        with pytest.raises(DataError, match=r"0 missing and 1 damaged of 64 files .*differ from the manifest; "
-                                            r"`bench data prepare moving-digits` regenerates them"):
-            md.MovingDigits.split(cfg, tmp_path, "pretrain")
+        with pytest.warns(UserWarning, match=r"0 missing and 1 damaged of 64 files .*`bench data prepare moving-digits`"):
+            root_, marked = md.MovingDigits.split(cfg, tmp_path, "pretrain")
         assert hashed == [victim]  # only the changed file was read again
+        videos = VideoSet(root_, marked, cache_frames=True)
+        videos.preload("decoding", progress=False)  # the changed file is never decoded: it is unreadable
+        with pytest.raises(VideoDecodeError, match="bytes differ from the manifest's checksum"):
+            videos.frames(5, np.arange(4))
     finally:
         mf.sha256_file = real
     md.repair(cfg, tmp_path, progress=False)
-    assert len(md.MovingDigits.split(cfg, tmp_path, "pretrain")[1]) == 64
+    assert not any("damaged" in e for e in md.MovingDigits.split(cfg, tmp_path, "pretrain")[1])
 
 
 def test_keyframe_exact_seeks_decode_the_fewest_frames(manifest):

@@ -75,14 +75,17 @@ def test_ci_run_end_to_end(tmp_path, cache_dir, ci_manifest):
     board = subprocess.run([sys.executable, "-m", "harness.cli", "leaderboard", "--results-dir", str(results),
                             "-f", "csv"], capture_output=True, text=True, cwd=tmp_path)
     assert board.returncode == 0, board.stderr
-    rows = {tuple(line.split(",")[1:3]): line.split(",") for line in board.stdout.splitlines()[1:]}
-    assert set(rows) == {(m, f"linear:{t}") for m in ("rho_byol", "random_init")
+    import csv as csv_module
+
+    rows = {(r["method"], r["protocol"], r["task"]): r for r in csv_module.DictReader(board.stdout.splitlines())}
+    assert set(rows) == {(m, "linear", t) for m in ("rho_byol", "random_init")
                          for t in ("digits-appearance", "digits-motion")}
     for t, r0, r1 in zip(rec["tasks"], rec["results"], seed1["results"]):
         # three runs of seed 0 (identical numbers) count once beside seed 1
         mean = (r0["metrics"]["top1"] + r1["metrics"]["top1"]) / 2
-        assert float(rows[("rho_byol", f"linear:{t}")][3]) == pytest.approx(mean, abs=1e-3)
-        assert rows[("rho_byol", f"linear:{t}")][5] == "2" and rows[("random_init", f"linear:{t}")][5] == "1"
+        assert float(rows[("rho_byol", "linear", t)]["mean"]) == pytest.approx(mean, abs=1e-3)
+        assert rows[("rho_byol", "linear", t)]["seeds"] == "2" and rows[("random_init", "linear", t)]["seeds"] == "1"
+        assert rows[("rho_byol", "linear", t)]["variant"] == "rho=4"
 
 
 def test_a_code_version_change_invalidates_reuse(tmp_path, cache_dir, ci_manifest, monkeypatch):

@@ -143,7 +143,9 @@ def compare(
                                       f"add --{key}")
             if not rows:
                 raise ConfigError(f"{name} = {text!r} selects no record in {cfg.runs_dir()}")
-            variants = cmp.variants(rows)
+            from harness.report.leaderboard import variants as settings_of
+
+            variants = settings_of(rows)
             if len(variants) > 1:
                 raise ConfigError(f"{name} = {text!r} selects runs of {len(variants)} settings ("
                                   + "; ".join(variants[:4]) + "): add the setting that tells them apart, "

@@ -92,6 +92,7 @@ class VideoSet:
     def audio(self, i: int, rate: int) -> np.ndarray | None:
         """Video i's whole audio track, mono float32 at `rate` Hz (0: as stored); None when it has none.
         Kept in memory with the frames in cached mode (only outside DataLoader workers, as frames are)."""
+        self.damaged(i)
         key = (i, rate)
         if key in self._audio:
             return self._audio[key]
@@ -106,8 +107,16 @@ class VideoSet:
             self._audio[key] = wave
         return wave
 
+    def damaged(self, i: int) -> None:
+        """A file the data check found changed (its entry says `damaged`) is never read: it counts as
+        unreadable, with the check's reason, whatever it would decode to."""
+        why = self.entries[i].get("damaged")
+        if why:
+            raise VideoDecodeError(f"{self.path(i)}: {why}")
+
     def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
         """uint8 (len(indices), H, W, 3). Cached mode decodes each video once for the whole run."""
+        self.damaged(i)
         r = self._ratio(i)
         if r != 1.0:  # target-rate indices -> the source frame on screen at that time
             indices = np.minimum((np.asarray(indices) * r).astype(np.int64), int(self.entries[i]["frames"]) - 1)
@@ -129,6 +138,7 @@ class VideoSet:
 
     def _decode_all(self, i: int) -> np.ndarray:
         """Every frame of video i; one that holds fewer frames than its entry says is truncated, not padded."""
+        self.damaged(i)
         full = decode_frames(self.path(i))
         expected = int(self.entries[i]["frames"])
         if expected - len(full) > truncation_slack(expected):

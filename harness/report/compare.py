@@ -74,20 +74,6 @@ def select(records: list[dict], selector: dict[str, str]) -> list[dict]:
     return [r for r in records if all(_same(_value(r, k), v) for k, v in selector.items())]
 
 
-def variants(records: list[dict]) -> list[str]:
-    """The distinct settings (encoder and protocol identities, code versions) among `records`, each named by
-    what sets it apart (its leaderboard label); one entry when they all ran the same experiment."""
-    import json
-
-    from harness.report.leaderboard import variant_labels
-
-    groups: dict[str, str] = {}
-    for r, label in zip(records, variant_labels(records)):
-        key = json.dumps([r.get("identity"), r.get("code_version")], sort_keys=True, default=str)
-        groups.setdefault(key, f"{r['method']} [{label}]" if label else r["method"])
-    return list(groups.values())
-
-
 @dataclass
 class Paired:
     """A's and B's per-video hits on the seeds and test videos both have: (seeds, videos) arrays."""

@@ -97,6 +97,16 @@ def filter_records(records: list[dict], methods=(), protocols=(), tasks=(), only
     return out
 
 
+def variants(records: list[dict]) -> list[str]:
+    """The distinct settings (encoder and protocol identities, code versions) among `records`, each named by
+    what sets it apart (its leaderboard label); one entry when they all ran the same experiment."""
+    groups: dict[str, str] = {}
+    for r, label in zip(records, variant_labels(records)):
+        key = json.dumps([r.get("identity"), r.get("code_version")], sort_keys=True, default=str)
+        groups.setdefault(key, f"{r['method']} [{label}]" if label else r["method"])
+    return list(groups.values())
+
+
 def records_frame(records: list[dict]):
     """One row per (run, task) with the metrics flattened; `variant` names what sets the run apart."""
     import pandas as pd
