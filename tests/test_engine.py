@@ -241,23 +241,33 @@ def test_resume_reaches_the_same_weights(tmp_path, bad_steps):
     assert stats.loss_curve == ref_stats.loss_curve
 
 
-def test_resume_without_the_rng_state_would_differ(tmp_path):
-    """The check above can fail: restoring everything but the RNG gives other weights."""
-    cfg = load_config("ci", ["pretrain.checkpoint_every=3", "pretrain.optimizer='sgd'", "pretrain.lr=0.05"]).pretrain
-    cpu = torch.device("cpu")
-    make, total = _sampled()
+RESUME_CFG = ["pretrain.checkpoint_every=3", "pretrain.optimizer='sgd'", "pretrain.lr=0.05"]
+
+
+def _reference_and_killed(make, total, tmp_path):
+    """An uninterrupted run of NoisyToy and one killed after step 7 (its checkpoint at step 6), both from seed 0;
+    returns the reference model and the config."""
+    cfg = load_config("ci", RESUME_CFG).pretrain
     torch.manual_seed(0)
     ref = NoisyToy()
-    train(ref, make, total, 1, cfg, cpu, tmp_path / "ref.pt", False, progress=False)
+    train(ref, make, total, 1, cfg, torch.device("cpu"), tmp_path / "ref.pt", False, progress=False)
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        train(NoisyToy(), _kill_after(make, 7), total, 1, cfg, cpu, tmp_path / "k.pt", False, progress=False)
+        train(NoisyToy(), _kill_after(make, 7), total, 1, cfg, torch.device("cpu"), tmp_path / "k.pt", False,
+              progress=False)
+    return ref, cfg
+
+
+def test_resume_without_the_rng_state_would_differ(tmp_path):
+    """The check above can fail: restoring everything but the RNG gives other weights."""
+    make, total = _sampled()
+    ref, cfg = _reference_and_killed(make, total, tmp_path)
     state = torch.load(tmp_path / "k.pt", weights_only=False)
     torch.manual_seed(123)
     state["rng"]["torch"] = torch.get_rng_state()
     atomic_save(state, tmp_path / "k.pt")  # with its checksum: a file edited behind the harness's back is not resumed
     resumed = NoisyToy()
-    stats = train(resumed, make, total, 1, cfg, cpu, tmp_path / "k.pt", True, progress=False)
+    stats = train(resumed, make, total, 1, cfg, torch.device("cpu"), tmp_path / "k.pt", True, progress=False)
     assert stats.resumed_from_step == 6
     assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), resumed.parameters()))
 
@@ -269,8 +279,6 @@ def test_resume_is_exact_when_the_loader_draws_from_the_global_rng(tmp_path):
 
     from harness.data.sampling import EpochBatches
 
-    cfg = load_config("ci", ["pretrain.checkpoint_every=3", "pretrain.optimizer='sgd'", "pretrain.lr=0.05"]).pretrain
-    cpu = torch.device("cpu")
     rows = torch.randn(20, 4, generator=torch.Generator().manual_seed(9))
     total = EpochBatches(20, 4, 3, 5).total_steps
 
@@ -278,15 +286,10 @@ def test_resume_is_exact_when_the_loader_draws_from_the_global_rng(tmp_path):
         return DataLoader(rows, batch_sampler=[[i for _, i in b] for b in EpochBatches(20, 4, 3, 5, start)],
                           collate_fn=lambda xs: {"clips": torch.stack(xs), "bad": []})
 
-    torch.manual_seed(0)
-    ref = NoisyToy()
-    train(ref, make, total, 1, cfg, cpu, tmp_path / "ref.pt", False, progress=False)
-    torch.manual_seed(0)
-    with pytest.raises(KeyboardInterrupt):
-        train(NoisyToy(), _kill_after(make, 7), total, 1, cfg, cpu, tmp_path / "k.pt", False, progress=False)
+    ref, cfg = _reference_and_killed(make, total, tmp_path)
     torch.manual_seed(123)
     resumed = NoisyToy()
-    train(resumed, make, total, 1, cfg, cpu, tmp_path / "k.pt", True, progress=False)
+    train(resumed, make, total, 1, cfg, torch.device("cpu"), tmp_path / "k.pt", True, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), resumed.parameters()))
 
 

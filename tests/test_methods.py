@@ -39,11 +39,12 @@ def _batch(method, b: int = 4, seed: int = 0) -> dict:
     return synthetic_batch(method, b, torch.device("cpu"), seed)
 
 
-def _train_step(method, batch: dict, info: StepInfo, lr: float = 0.1) -> dict:
-    """One step the way the engine takes it: losses, backward, hook, update, hook."""
+def _train_step(method, batch: dict, info: StepInfo, lr: float = 0.1, losses=None) -> dict:
+    """One step the way the engine takes it: losses (`losses`, e.g. a compiled `method.losses`), backward,
+    hook, update, hook."""
     opt = torch.optim.SGD([p for m in method.trainable_modules() for p in m.parameters()], lr=lr)
     method.before_step(info)
-    out = method.losses(batch)
+    out = (losses or method.losses)(batch)
     opt.zero_grad()
     out["loss"].backward()
     info.outputs = out
@@ -246,22 +247,11 @@ def test_a_compiled_step_compiles_once(name):
     method, _ = _method(name)
     dynamo.reset()
     compiled = torch.compile(method.losses, backend="eager")
-    _batch(method)  # sizes what the batch decides (supervised's classifier) before the optimiser sees it
-    opt = torch.optim.SGD([p for m in method.trainable_modules() for p in m.parameters()], lr=0.01)
-    total = 40
     try:
         for step in range(6):
             if step == 2:
                 dynamo.config.error_on_recompile = True
-            info = StepInfo(step * 7, total, 10)
-            method.before_step(info)
-            out = compiled(_batch(method, seed=step))
-            opt.zero_grad()
-            out["loss"].backward()
-            info.outputs = out
-            method.before_optimizer_step(info)
-            opt.step()
-            method.after_step(info)
+            _train_step(method, _batch(method, seed=step), StepInfo(step * 7, 40, 10), lr=0.01, losses=compiled)
     finally:
         dynamo.config.error_on_recompile = False
         dynamo.reset()
