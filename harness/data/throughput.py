@@ -24,20 +24,9 @@ import numpy as np
 
 from harness.data import sampling
 from harness.data.datasets import LabelledViews, VideoSet
-from harness.data.video import decode_frames, probe, video_stream
+from harness.data.video import decode_frames, keyframes, probe, video_stream
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
-
-
-def keyframes(path: Path) -> list[int]:
-    """Indices of the keyframes of the first video stream, from its packets in decode order."""
-    import av
-
-    with av.open(str(path)) as c:
-        s = video_stream(c, path)
-        fps, tb, start = float(s.average_rate or s.guessed_rate), s.time_base, s.start_time or 0
-        out = [int(round((p.pts - start) * tb * fps)) for p in c.demux(s) if p.is_keyframe and p.pts is not None]
-    return sorted(set(out))
 
 
 def fewest_frames(wanted: list[int], keys: list[int]) -> int:

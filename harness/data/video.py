@@ -84,21 +84,35 @@ def to_rgb(frames: list) -> np.ndarray:
     return av.VideoFrame.from_ndarray(tall, format="yuv420p").to_ndarray(format="rgb24").reshape(len(frames), h, w, 3)
 
 
-def keyframe_interval(path: str | Path, max_packets: int = 2000) -> int:
-    """Frames between keyframes (the median spacing of the first `max_packets` video packets; the packets
-    read when there is a single keyframe among them), from the container alone: nothing is decoded."""
+def _scan_keyframes(path: str | Path, max_packets: int | None) -> tuple[list[int], int]:
+    """(frame indices of the keyframes, video packets read) from the first `max_packets` packets of the
+    first video stream (all when None); nothing is decoded. A packet without a timestamp counts by its place."""
     import av
 
     with av.open(str(path)) as c:
-        keys, n = [], 0
-        for pkt in c.demux(video=0):
+        s = video_stream(c, path)
+        fps, tb, start = float(s.average_rate or s.guessed_rate or 1), s.time_base, s.start_time or 0
+        keys, n = set(), 0
+        for pkt in c.demux(s):
             if pkt.size == 0:
                 continue  # the flush packet
             if pkt.is_keyframe:
-                keys.append(n)
+                keys.add(int(round((pkt.pts - start) * tb * fps)) if pkt.pts is not None else n)
             n += 1
-            if n >= max_packets:
+            if max_packets is not None and n >= max_packets:
                 break
+    return sorted(keys), n
+
+
+def keyframes(path: str | Path) -> list[int]:
+    """Frame indices of every keyframe of the first video stream, from its packets."""
+    return _scan_keyframes(path, None)[0]
+
+
+def keyframe_interval(path: str | Path, max_packets: int = 2000) -> int:
+    """Frames between keyframes: the median spacing of the keyframes among the first `max_packets` packets
+    (the packets read when there is a single keyframe among them)."""
+    keys, n = _scan_keyframes(path, max_packets)
     gaps = sorted(b - a for a, b in zip(keys, keys[1:]))
     return gaps[len(gaps) // 2] if gaps else max(n, 1)
 
