@@ -8,6 +8,7 @@ was never interrupted.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from harness.progress import progress_bar
 from harness.runlog import NoLog, ScalarLog
 from harness.storage import atomic_save, read_verified
 
-__all__ = ["NonFiniteLossError", "resolve_device", "seed_everything", "use_bf16", "train", "TrainStats", "StepInfo",
-           "to_device"]
+__all__ = ["NonFiniteLossError", "resolve_device", "seed_everything", "derived_seed", "isolated_rng", "use_bf16", "train",
+           "TrainStats", "StepInfo", "to_device"]
 
 
 # ----------------------------------------------------------------------------- device, seeds
@@ -86,6 +87,27 @@ def set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
     if "cuda" in s and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def derived_seed(seed: int, *names: str) -> int:
+    """A 31-bit seed for one part of a run (a protocol's fit of some tasks), fixed by the run's seed and the
+    part's names: the same whatever ran, resumed or was reused from the cache before it."""
+    digest = hashlib.sha256("/".join([str(seed), *names]).encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
+
+
+@contextlib.contextmanager
+def isolated_rng(seed: int):
+    """Run a block on its own random stream, seeded with `seed` (Python, NumPy, torch and CUDA), and give the
+    caller back its own stream afterwards, as if the block had not drawn from it. A part that trains
+    (a protocol's fit, a parent pre-training) is then exact whether an earlier part trained, resumed or was
+    loaded from the cache, and the parts after it do not depend on that either."""
+    saved = rng_state()
+    seed_everything(seed)
+    try:
+        yield
+    finally:
+        set_rng_state(saved)
 
 
 # ----------------------------------------------------------------------------- the loop

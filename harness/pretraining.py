@@ -134,7 +134,7 @@ def parent_encoder(parent: Config, progress: bool) -> Path:
     """The parent run's encoder file, pre-training it first when it is not cached (on a forked random
     state: the child's own stream is the same whether the parent was cached or not)."""
     from harness.builders import build_parts
-    from harness.engine import seed_everything
+    from harness.engine import isolated_rng
 
     plan = preflight(parent)
     path = plan.checkpoint_dir / "encoder.pt"
@@ -142,8 +142,7 @@ def parent_encoder(parent: Config, progress: bool) -> Path:
             and read_verified(path, _read_tensors, "cached encoder", log) is not None:
         return path
     log(f"pretrain.init: pre-training the parent run {parent.method} first (key {plan.key})")
-    with torch.random.fork_rng():
-        seed_everything(parent.run.seed)
+    with isolated_rng(parent.run.seed):
         _, method, _ = build_parts(parent)
         stage = stage_for(parent, progress)
         prepare_stages(method, stage)

@@ -27,7 +27,7 @@ from harness.data.datasets import LabelledViews, PretrainClips
 from harness.data.manifest import labels_checksum
 from harness.data.sampling import EpochBatches
 from harness.data.task import Task
-from harness.engine import train, use_bf16
+from harness.engine import derived_seed, isolated_rng, train, use_bf16
 from harness.errors import TrainingError
 from harness.optim import lr_at
 from harness.storage import atomic_json, atomic_save, content_key, read_verified
@@ -187,10 +187,13 @@ def fit(model: Classifier, g: TaskGroup, c: TrainedConfig, ctx: EvalContext, pro
 
     ctx.log(f"{protocol}: training on {len(g.train)} videos of {', '.join(t.name for t in g.tasks)} "
             f"({steps.total_steps} steps of {batch}) -> {out}")
-    stats = train(model, make_loader, steps.total_steps, 1, pcfg, dev, out / "last.pt",
-                  resume=(out / "last.pt").exists(), on_bad=on_bad,
-                  fingerprint=key, progress=ctx.progress, log=ctx.log,
-                  schedule=lr_schedule(c, batch, steps.per_epoch), desc=protocol, settings=f"protocols.{protocol}")
+    # the fit's own random stream (dropout, the loader's seeds): exact whether an earlier task's fit trained,
+    # resumed or was reused, and the next fit's stream does not depend on this one
+    with isolated_rng(derived_seed(cfg.run.seed, protocol, *(t.name for t in g.tasks))):
+        stats = train(model, make_loader, steps.total_steps, 1, pcfg, dev, out / "last.pt",
+                      resume=(out / "last.pt").exists(), on_bad=on_bad,
+                      fingerprint=key, progress=ctx.progress, log=ctx.log,
+                      schedule=lr_schedule(c, batch, steps.per_epoch), desc=protocol, settings=f"protocols.{protocol}")
     check_converged(stats.final_loss, [len(t.classes) for t in g.tasks], protocol)
     info = {"key": key, "steps": stats.steps, "batch": batch, "seconds": stats.seconds,
             "clips_per_s": stats.clips_per_s, "final_loss": stats.final_loss, "peak_memory_gb": stats.peak_memory_gb,

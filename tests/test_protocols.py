@@ -18,6 +18,7 @@ from harness.config import load_config
 from harness.data.digits_video import write_mp4
 from harness.data.sampling import ViewLayout
 from harness.data.task import Task
+from harness.engine import derived_seed, isolated_rng
 from protocols.base import EvalContext, aggregate_views, bootstrap_ci, score_views
 
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (230, 220, 30)]
@@ -395,3 +396,25 @@ def test_a_probe_that_diverges_stops_naming_its_own_learning_rate():
     with pytest.raises(TrainingError, match="lower protocols.finetune.lr"):
         check_converged(float("nan"), [10], "finetune")
     check_converged(2.0, [10, 10], "finetune")  # near guessing (ln 10 + ln 10): not diverged, just untrained
+
+
+def test_a_fit_draws_its_own_random_stream_whatever_ran_before_it(tmp_path, solid, monkeypatch):
+    """Fine-tuning with dropout gives the same model whatever state the global RNG was left in by what ran
+    before it (an earlier task's fit trained, resumed or was reused from the cache)."""
+    monkeypatch.setitem(SOLID, "finetune", {**SOLID["finetune"], "epochs": 6, "dropout": 0.5})
+    outputs = []
+    for before in (0, 1):
+        torch.manual_seed(before)
+        outputs.append(_evaluate(tmp_path / f"before{before}", True, "finetune").outputs)
+    assert outputs[0] == outputs[1]
+
+
+def test_an_isolated_stream_is_seeded_and_gives_the_callers_back():
+    torch.manual_seed(5)
+    caller = torch.get_rng_state()
+    with isolated_rng(derived_seed(0, "finetune", "task")):
+        a = torch.rand(3)
+    assert torch.equal(torch.get_rng_state(), caller)
+    with isolated_rng(derived_seed(0, "finetune", "task")):
+        assert torch.equal(torch.rand(3), a)
+    assert derived_seed(0, "finetune", "task") != derived_seed(1, "finetune", "task") < 2 ** 31
