@@ -220,3 +220,18 @@ def test_a_convolutional_stem_gives_the_tubelets_token_grid_and_names_the_encode
     with pytest.raises(ConfigError, match="one power of two"):
         load_config("embedded", ["backbone.name='vatt'", "backbones.vatt.stem='conv'", "backbones.vatt.patch=[2, 3, 3]"],
                     method="supervised")
+
+
+def test_the_hybrid_stem_is_small3ds_first_stages_on_the_tubelets_grid():
+    """With an 8x8 patch the hybrid stem is small3d's stem and first stages (the layers whose features the
+    transformer can learn digits from at 16 px), then a 1x1x1 projection; its grid is the tubelet's."""
+    sets = ["backbone.name='vatt'", "backbones.vatt.patch=[2, 8, 8]"]
+    tube, hyb = (load_config("embedded", [*sets, *extra], method="supervised")
+                 for extra in ([], ["backbones.vatt.stem='hybrid'"]))
+    a, b = (build_encoder(c.backbone.name, c.backbone_cfg, c.backbone.clip) for c in (tube, hyb))
+    x = torch.randn(2, 3, 8, 16, 16)
+    assert a.tokens(x).shape == b.tokens(x).shape == (2, 16, 128)
+    small = build_encoder("small3d", load_config("embedded").backbone_cfg, hyb.backbone.clip)
+    shapes = [tuple(p.shape) for p in b.embed[:-1].parameters()]
+    assert shapes == [tuple(p.shape) for p in small.trunk[:4].parameters()]
+    assert hyb.encoder_identity(True)["backbones.vatt.stem"] == "hybrid"

@@ -136,7 +136,9 @@ class VattNetConfig:
     dropout: float = 0.1
     # "tubelet": the paper's linear projection of each patch (one strided Conv3d); "conv": a convolutional
     # stem (3x3 convolutions per frame, stride 2 each, then the temporal patch), which Xiao et al. 2021
-    # ("Early convolutions help transformers see better") found to make ViTs train more easily
+    # ("Early convolutions help transformers see better") found to make ViTs train more easily; "hybrid": a
+    # small 3-D CNN with a residual block makes the tokens (the ViT paper's hybrid), the one of the three that
+    # learns digits from 1,024 videos (docs/tuning.md)
     stem: str = "tubelet"
 
     def validate(self) -> None:
@@ -147,12 +149,12 @@ class VattNetConfig:
         self.patch = tuple(int(p) for p in self.patch)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"backbones.vatt.dropout: need 0 <= value < 1, got {self.dropout}")
-        if self.stem not in ("tubelet", "conv"):
-            raise ConfigError(f"backbones.vatt.stem: 'tubelet' or 'conv', got {self.stem!r}")
+        if self.stem not in ("tubelet", "conv", "hybrid"):
+            raise ConfigError(f"backbones.vatt.stem: 'tubelet', 'conv' or 'hybrid', got {self.stem!r}")
         h, w = self.patch[1:]
-        if self.stem == "conv" and (h != w or h < 2 or h & (h - 1)):
-            raise ConfigError(f"backbones.vatt.stem = 'conv' halves the frame per convolution: the patch's height and "
-                              f"width must be one power of two >= 2, got {self.patch}")
+        if self.stem != "tubelet" and (h != w or h < 2 or h & (h - 1)):
+            raise ConfigError(f"backbones.vatt.stem = {self.stem!r} halves the frame per convolution: the patch's "
+                              f"height and width must be one power of two >= 2, got {self.patch}")
 
 
 CLIPBERT_SIZES = {"tiny": (4, 128, 4, 512), "base": (12, 768, 12, 3072)}  # layers, width, heads, MLP (BERT-base)

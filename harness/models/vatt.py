@@ -108,6 +108,30 @@ def conv_stem(dim: int, patch: tuple[int, int, int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def hybrid_stem(dim: int, patch: tuple[int, int, int], width: int = 16) -> nn.Sequential:
+    """A small 3-D CNN that makes the tokens, as the ViT paper's hybrid models take theirs from a ResNet's
+    feature map (Dosovitskiy et al. 2021, section 3.1): a 1x5x5 convolution and log2(patch height) - 1
+    3x3x3 ones, each halving the frame (widths `width`, 2 x `width`, ...; BatchNorm, ReLU; the last one also
+    strides time by the temporal patch), one residual 3x3x3 block, then a 1x1x1 convolution to `dim`. With an
+    8x8 patch it is `small3d`'s stem and first stages. Same token grid as the tubelet."""
+    from harness.models.backbones import _conv_bn, _Res
+
+    pt, ph, _ = patch
+    n = ph.bit_length() - 1
+    layers: list[nn.Module] = []
+    c_in = 3
+    for i in range(n):
+        kt, st = (1 if i == 0 else 3), (pt if i == n - 1 else 1)
+        k = 5 if i == 0 else 3
+        layers.append(_conv_bn(c_in, width * 2 ** i, (kt, k, k), (st, 2, 2), (kt // 2, k // 2, k // 2)))
+        c_in = width * 2 ** i
+    layers += [_Res(c_in), nn.Conv3d(c_in, dim, 1)]
+    return nn.Sequential(*layers)
+
+
+STEMS = {"conv": conv_stem, "hybrid": hybrid_stem}
+
+
 class VattVideo(Encoder):
     """Clips (B, 3, T, H, W) -> tubelets (t x h x w, a strided Conv3d) + e_T[i] + e_H[j] + e_W[k] ->
     [DropToken] -> Stack -> [AGG] feature. `features(x, drop)` drops tokens only when asked (the
@@ -124,7 +148,7 @@ class VattVideo(Encoder):
                              f"{pt}x{ph}x{pw} tubelets (backbones.vatt.patch)")
         shape = SIZES[cfg.size]
         self.grid = (clip.frames // pt, clip.crop_size // ph, clip.crop_size // pw)
-        self.embed = conv_stem(shape.dim, cfg.patch) if cfg.stem == "conv" else \
+        self.embed = STEMS[cfg.stem](shape.dim, cfg.patch) if cfg.stem in STEMS else \
             nn.Conv3d(3, shape.dim, kernel_size=cfg.patch, stride=cfg.patch)
         self.pos = nn.ParameterList([nn.Parameter(torch.randn(n, shape.dim) * 0.02) for n in self.grid])
         self.agg = nn.Parameter(torch.zeros(shape.dim))
