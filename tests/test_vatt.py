@@ -85,7 +85,7 @@ def test_vatt_losses_train_both_spaces_and_the_shared_variant_shares_one_transfo
         assert out["loss"].item() == pytest.approx((out["nce_va"] + out["milnce_vt"]).item() / 2, rel=1e-6)
         shared = method.audio.stack is method.encoder.stack and method.text_tower.stack is method.encoder.stack
         assert shared == (towers == "shared")
-        assert method.encoder.embed.weight.grad is not None and method.heads.text_vt.weight.grad is not None
+        assert next(method.encoder.embed.parameters()).grad is not None and method.heads.text_vt.weight.grad is not None
     ex = method.exports()
     assert set(ex) == {"video", "audio", "text", "video-text"} and ex["video-text"].kind == "dual"
     with torch.no_grad():
@@ -209,8 +209,10 @@ def test_vatt_config_errors_name_the_key():
 
 
 def test_a_convolutional_stem_gives_the_tubelets_token_grid_and_names_the_encoder_only_when_set():
-    base = load_config("embedded", ["backbone.name='vatt'"], method="supervised")
-    conv = load_config("embedded", ["backbone.name='vatt'", "backbones.vatt.stem='conv'"], method="supervised")
+    base = load_config("embedded", ["backbone.name='vatt'", "backbones.vatt.stem='tubelet'",
+                                    "backbones.vatt.patch=[2, 4, 4]"], method="supervised")
+    conv = load_config("embedded", ["backbone.name='vatt'", "backbones.vatt.stem='conv'",
+                                    "backbones.vatt.patch=[2, 4, 4]"], method="supervised")
     a, b = (build_encoder(c.backbone.name, c.backbone_cfg, c.backbone.clip) for c in (base, conv))
     x = torch.randn(2, 3, 8, 16, 16)
     assert a.tokens(x).shape == b.tokens(x).shape == (2, 64, 128) and b(x).shape == (2, 128)
@@ -225,13 +227,15 @@ def test_a_convolutional_stem_gives_the_tubelets_token_grid_and_names_the_encode
 def test_the_hybrid_stem_is_small3ds_first_stages_on_the_tubelets_grid():
     """With an 8x8 patch the hybrid stem is small3d's stem and first stages (the layers whose features the
     transformer can learn digits from at 16 px), then a 1x1x1 projection; its grid is the tubelet's."""
-    sets = ["backbone.name='vatt'", "backbones.vatt.patch=[2, 8, 8]"]
-    tube, hyb = (load_config("embedded", [*sets, *extra], method="supervised")
-                 for extra in ([], ["backbones.vatt.stem='hybrid'"]))
+    tube, hyb = (load_config("embedded", ["backbone.name='vatt'", f"backbones.vatt.stem='{stem}'"], method="supervised")
+                 for stem in ("tubelet", "hybrid"))  # the embedded default: hybrid, 2x8x8
     a, b = (build_encoder(c.backbone.name, c.backbone_cfg, c.backbone.clip) for c in (tube, hyb))
     x = torch.randn(2, 3, 8, 16, 16)
     assert a.tokens(x).shape == b.tokens(x).shape == (2, 16, 128)
     small = build_encoder("small3d", load_config("embedded").backbone_cfg, hyb.backbone.clip)
     shapes = [tuple(p.shape) for p in b.embed[:-1].parameters()]
     assert shapes == [tuple(p.shape) for p in small.trunk[:4].parameters()]
+    # the default since 2026-12-05, named in the key all the same: the encoders keyed before the option were
+    # tubelet towers and keep their unnamed key
     assert hyb.encoder_identity(True)["backbones.vatt.stem"] == "hybrid"
+    assert "backbones.vatt.stem" not in tube.encoder_identity(True)

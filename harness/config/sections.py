@@ -66,6 +66,9 @@ def when_set(obj: Any) -> dict[str, Any]:
     later = getattr(type(obj), "named_when_set", ())
     defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
                 for f in dataclasses.fields(obj) if f.name in later}
+    # an option whose default changed later stays unnamed at the value it had when it was added (`unnamed`),
+    # so the new default is named and never shares a key with what was keyed before
+    defaults.update(getattr(type(obj), "unnamed", {}))
     return {k: v for k, v in to_plain(obj).items() if not (k in defaults and v == to_plain(defaults[k]))}
 
 

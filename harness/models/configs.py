@@ -125,21 +125,22 @@ VATT_SIZES = ("tiny", "small", "base", "medium", "large")  # VATT's table 7 and 
 
 @dataclass
 class VattNetConfig:
-    """VATT's video transformer: `patch` tubelets (frames, height, width; the paper's 4x16x16) with
-    factorised learned positions, an [AGG] token, pre-LN blocks of `size` (tiny, or the paper's small,
-    base, medium, large), `dropout` inside the blocks (the paper's 0.1)."""
+    """VATT's video transformer: tokens of `patch` tubelets (frames, height, width; the paper's 4x16x16), made
+    by `stem`, with factorised learned positions, an [AGG] token, pre-LN blocks of `size` (tiny, or the
+    paper's small, base, medium, large), `dropout` inside the blocks (the paper's 0.1)."""
 
     named_when_set: ClassVar[tuple[str, ...]] = ("stem",)
+    unnamed: ClassVar[dict[str, str]] = {"stem": "tubelet"}  # the stem of every encoder keyed before the option
 
     size: str = "tiny"
-    patch: tuple[int, int, int] = (2, 4, 4)  # of 8x16x16 clips: 4x4x4 = 64 tokens (the paper: 4x16x16 of 32x224x224)
+    patch: tuple[int, int, int] = (2, 8, 8)  # of 8x16x16 clips: 4x2x2 = 16 tokens (the paper: 4x16x16 of 32x224x224)
     dropout: float = 0.1
     # "tubelet": the paper's linear projection of each patch (one strided Conv3d); "conv": a convolutional
     # stem (3x3 convolutions per frame, stride 2 each, then the temporal patch), which Xiao et al. 2021
     # ("Early convolutions help transformers see better") found to make ViTs train more easily; "hybrid": a
     # small 3-D CNN with a residual block makes the tokens (the ViT paper's hybrid), the one of the three that
     # learns digits from 1,024 videos (docs/tuning.md)
-    stem: str = "tubelet"
+    stem: str = "hybrid"  # the `paper` profile: "tubelet"
 
     def validate(self) -> None:
         if self.size not in VATT_SIZES:
