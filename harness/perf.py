@@ -36,6 +36,7 @@ MODES = {  # name: (bf16, channels_last, compile)
     "bf16": (True, False, False),
     "bf16+channels_last": (True, True, False),
     "bf16+compile": (True, True, True),
+    "fp32+compile": (False, False, True),  # where bf16 is emulated (CPUs): what compiling gains on its own
 }
 
 
