@@ -133,6 +133,13 @@ def _interrupt(signum, frame) -> None:
 
 
 def _die_with_parent_preexec() -> None:
+    """In torchrun's process, before it starts: die with `bench`, and leave `bench`'s process group, so that a
+    terminal's Ctrl-C (sent to the foreground group) reaches `bench` alone, which silences torchrun's output
+    first and then passes the interrupt on; were both to get it at once, torchrun's traceback could be
+    relayed and its exit code returned before `bench` saw the signal."""
+    import os
+
     from harness.distributed import die_with_parent
 
     die_with_parent()
+    os.setpgid(0, 0)
