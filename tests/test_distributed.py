@@ -194,7 +194,10 @@ def _long(cache: Path, results: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "harness.cli", "run", "--method", "rho_simclr", "--protocol", "linear-cached",
            "--profile", "ci", "-q", "--set", f"run.cache_dir='{cache}'", "--set", "run.threads=1", "--set",
            "pretrain.epochs=400", "--results-dir", str(results), "--nproc", "2"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Ctrl-C's default action, as in a terminal's foreground job: a suite started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and `bench` rightly keeps what it inherits
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_workers_die_with_a_killed_launcher_and_write_nothing(tmp_path, cache_dir, ci_manifest):
