@@ -36,7 +36,7 @@ from harness.config import load_config  # noqa: E402
 from harness.data import sampling  # noqa: E402
 from harness.data.encoding import Clip, encode  # noqa: E402
 from harness.data.resize import resize_video  # noqa: E402
-from harness.data.throughput import _decode_limit, fewest_frames, measure  # noqa: E402
+from harness.data.throughput import fewest_frames, measure  # noqa: E402
 from harness.data.video import keyframes, probe  # noqa: E402
 
 FPS, SECONDS = 30, 10
@@ -140,7 +140,7 @@ def main() -> None:
             rng = np.random.default_rng(1)
             for _ in range(args.rounds):
                 (h,) = measure([path], clip, rounds=1, log=lambda *_: None)
-                per_frame = _decode_limit(path)
+                per_frame = 1 / h.limit_fps  # this round's decode limit, measured by `measure`
                 starts = rng.integers(0, n - clip.frames * clip.stride, size=2).tolist()
                 wanted = [s + k * clip.stride for s in starts for k in range(clip.frames)]
                 view_min = fewest_frames(np.concatenate(layout.frame_indices(n, clip.frames, clip.stride)).tolist(),
