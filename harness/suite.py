@@ -96,7 +96,8 @@ def done(job: Job, records: list[dict], profile: str, path: str | None = None) -
 def estimate(job: Job, records: list[dict], profile: str, path: str | None = None) -> tuple[str, float | None, float | None]:
     """(what pre-training will do, its estimated seconds, the scoring's) from the records of this profile:
     pre-training seconds per epoch and clip per video of the same method, protocol seconds per task of the
-    same protocol; None where no record tells."""
+    same protocol on the same backbone (of any backbone if none is recorded: fine-tuning a transformer costs
+    a hundred times the small CNN's); None where no record tells."""
     from harness import code_version
     from harness.config import resolved_precision
     from harness.engine import resolve_device
@@ -118,9 +119,11 @@ def estimate(job: Job, records: list[dict], profile: str, path: str | None = Non
                      and (r.get("pretrain") or {}).get("seconds")]
             pre = "train"
             seconds = statistics.median(rates) * cfg.pretrain.epochs * rho if rates else None
+    scored = [r for r in records if r.get("profile") == profile and r.get("protocol") == job.protocol
+              and "protocol_seconds" in r.get("costs", {})]
+    scored = [r for r in scored if r.get("backbone") == cfg.backbone.name] or scored
     per_task = [r["costs"]["protocol_seconds"] / max(1, len([t for t in r["results"] if "@" not in t["task"]]))
-                for r in records if r.get("profile") == profile and r.get("protocol") == job.protocol
-                and "protocol_seconds" in r.get("costs", {})]
+                for r in scored]
     return pre, seconds, statistics.median(per_task) * len(job.tasks) if per_task else None
 
 

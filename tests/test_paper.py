@@ -173,6 +173,17 @@ def test_suite_skips_recorded_cells_and_goes_on_after_a_failure():
     assert "pre-training train ~" in listed[0] or "pre-training reuse" in listed[0]
 
 
+def test_suite_estimates_scoring_from_records_of_the_same_backbone():
+    cnn = suite.Job("random_init", "finetune", (), ["digits-appearance"], 0)
+    transformer = suite.Job("random_init", "finetune", ("backbone.name=vimpac",), ["digits-appearance"], 0)
+    exp = paper.Experiment("random_init", "finetune", (), "digits-appearance", "top1")
+    small = _record("embedded", exp, 50.0, backbone="small3d", costs={"protocol_seconds": 8.0})
+    big = _record("embedded", exp, 50.0, backbone="vimpac", costs={"protocol_seconds": 300.0})
+    assert suite.estimate(transformer, [small, big], "embedded")[2] == 300.0
+    assert suite.estimate(cnn, [small, big], "embedded")[2] == 8.0
+    assert suite.estimate(transformer, [small], "embedded")[2] == 8.0  # no record of its backbone: any
+
+
 def test_leaderboard_groups_tasks_by_emphasis_shows_costs_and_links_records(tmp_path):
     defs = paper.load_definitions()
     exp = paper.experiment(defs, defs.table(RHO), 1, 1, "embedded")
