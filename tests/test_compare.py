@@ -67,6 +67,11 @@ def test_sign_flip_p_equals_scipys_exact_paired_permutation_test():
         assert cmp.sign_flip_p(a - b) == pytest.approx(ref, abs=1e-12), n
 
 
+def test_a_sampled_sign_flip_p_is_never_zero():
+    x = np.full(500, 1.0) + np.random.default_rng(0).normal(0, 0.1, 500)  # no flip comes near the observed mean
+    assert cmp.sign_flip_p(x, resamples=1000) == pytest.approx(1 / 1001)
+
+
 def test_per_video_outputs_are_written_and_read_back_exactly(tmp_path):
     outputs = {"digits-appearance": {"ids": ["test_00000", "test_00001"], "label": [3, 7],
                                      "views": {"all": {"pred": [3, 1], "true_rank": [1, 4], "true_score": [0.91, 0.02]},

@@ -118,16 +118,18 @@ def pair(records_a: list[dict], records_b: list[dict], task: str, metric: str, r
 
 def sign_flip_p(x: np.ndarray, resamples: int = 20000, seed: int = 0) -> float:
     """Two-sided p-value of the mean of paired differences `x` being 0: every video's difference flips sign
-    at random (all 2^n flips when n <= 16)."""
+    at random (all 2^n flips when n <= 16). A sampled test counts the observed signs as one of its draws,
+    (k + 1) / (resamples + 1), so it never reports p = 0 (Phipson & Smyth 2010). Written out rather than
+    scipy's `permutation_test`: the same test, about 5 times slower at 500 videos and 20,000 draws."""
     x = np.asarray(x, dtype=float)
     observed = abs(x.mean())
     n = len(x)
     if n <= 16:
         signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2 - 1
-    else:
-        signs = np.random.default_rng(seed).choice([-1, 1], size=(resamples, n))
-    stats = np.abs((signs * x).mean(axis=1))
-    return float((stats >= observed - 1e-12).mean())
+        return float((np.abs((signs * x).mean(axis=1)) >= observed - 1e-12).mean())
+    signs = np.random.default_rng(seed).choice([-1, 1], size=(resamples, n))
+    extreme = int((np.abs((signs * x).mean(axis=1)) >= observed - 1e-12).sum())
+    return (extreme + 1) / (resamples + 1)
 
 
 def detectable(per_seed_var: float, seeds: int) -> float:
