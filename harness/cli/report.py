@@ -147,9 +147,11 @@ def compare(
 
             variants = settings_of(rows)
             if len(variants) > 1:
+                first = variants[0].partition("[")[2].rstrip("]").split(", ")  # the first variant's settings
+                example = f"{text},{','.join(first)}" if first != [""] else "train_per_class=default"
                 raise ConfigError(f"{name} = {text!r} selects runs of {len(variants)} settings ("
-                                  + "; ".join(variants[:4]) + "): add the setting that tells them apart, "
-                                  "e.g. train_per_class=10 or train_per_class=default")
+                                  + "; ".join(variants[:4]) + f"): add the settings that tell them apart, e.g. "
+                                  f"{example!r}")
             sides[name] = rows
         if sides["A"][0]["protocol"] != sides["B"][0]["protocol"]:
             raise ConfigError("A and B were scored by different protocols; compare runs of one protocol")
