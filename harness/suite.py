@@ -96,8 +96,8 @@ def done(job: Job, records: list[dict], profile: str, path: str | None = None) -
 def estimate(job: Job, records: list[dict], profile: str, path: str | None = None) -> tuple[str, float | None, float | None]:
     """(what pre-training will do, its estimated seconds, the scoring's) from the records of this profile:
     pre-training seconds per epoch and clip per video of the same method, protocol seconds per task of the
-    same protocol on the same backbone (of any backbone if none is recorded: fine-tuning a transformer costs
-    a hundred times the small CNN's); None where no record tells."""
+    same protocol on the same backbone (of any backbone if none is recorded: fine-tuning VIMPAC's transformer
+    costs about 40 times the small CNN's); None where no record tells."""
     from harness import code_version
     from harness.config import resolved_precision
     from harness.engine import resolve_device
