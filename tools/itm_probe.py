@@ -23,7 +23,6 @@ import argparse
 import copy
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,40 +34,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import methods.clipbert as cb  # noqa: E402
 from harness.config import load_config  # noqa: E402
 from harness.data.moving_digits import dataset_dir  # noqa: E402
+from tools.capture import capture  # noqa: E402
 
 WORDS = "zero one two three four five six seven eight nine".split()
 
 
 def collect(extra: list[str], epochs: int = 6) -> tuple[list[dict], cb.ClipBert, Path]:
-    """The batches of `epochs` epochs of `clipbert` pre-training, a copy of the method before its first step
-    (after any `pretrain.init` has loaded) and the dataset's folder. The run writes to a scratch cache that
-    links the shared one's datasets, tokenizers and encoders, so parents are reused and nothing is added."""
-    from harness.cli.app import main
-
-    batches, first, losses = [], {}, cb.ClipBert.losses
-
-    def keep(self, batch):
-        first.setdefault("method", copy.deepcopy(self))
-        batches.append({k: v.clone() for k, v in batch.items() if torch.is_tensor(v)})
-        return losses(self, batch)
-
-    cb.ClipBert.losses = keep
+    """The batches of `epochs` epochs of `clipbert` pre-training, the method before its first step and the
+    dataset's folder."""
+    batches, method = capture(cb.ClipBert, "clipbert",
+                              [f"pretrain.epochs={epochs}", "pretrain.warmup_epochs=0", *extra])
     cfg = load_config("embedded", method="clipbert")
-    cache = cfg.cache_root()
-    with tempfile.TemporaryDirectory() as tmp:
-        for sub in ("datasets", "text-tokenizers", "tokenizers"):
-            if (cache / sub).is_dir():
-                (Path(tmp) / sub).symlink_to(cache / sub, target_is_directory=True)
-        (Path(tmp) / "checkpoints").mkdir()
-        for parent in (cache / "checkpoints").glob("*") if (cache / "checkpoints").is_dir() else ():
-            (Path(tmp) / "checkpoints" / parent.name).symlink_to(parent)
-        sets = [f"pretrain.epochs={epochs}", "pretrain.warmup_epochs=0", f"run.results_dir={tmp}",
-                f"run.cache_dir={tmp}", *extra]
-        rc = main(["run", "--method", "clipbert", "-q", "--retrain", *(a for s in sets for a in ("--set", s))])
-    cb.ClipBert.losses = losses
-    if rc:
-        raise SystemExit(f"collecting the batches failed (exit {rc})")
-    return batches, first["method"], dataset_dir(cfg.datasets["moving-digits"], cache)
+    return batches, method, dataset_dir(cfg.datasets["moving-digits"], cfg.cache_root())
 
 
 def digits_of_pretraining_videos(folder: Path) -> torch.Tensor:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 import types
 from pathlib import Path
@@ -29,30 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.config import load_config  # noqa: E402
 from harness.models.configs import VattNetConfig  # noqa: E402
 from harness.models.encoder import ClipSpec  # noqa: E402
+from tools.capture import capture  # noqa: E402
 
 
 def collect_clips() -> list[dict]:
     """The batches `supervised` on VATT's tower trains on in 4 epochs at the embedded settings (its pipeline:
-    VATT's clip normalisation; a scratch cache sharing the dataset). Every tower below trains on these."""
+    VATT's clip normalisation). Every tower below trains on these."""
     import methods.supervised as sup
-    from harness.cli.app import main
 
-    batches, losses = [], sup.Supervised.losses
-
-    def keep(self, batch):
-        batches.append({k: batch[k].clone() for k in ("clips", "label", "index")})
-        return losses(self, batch)
-
-    sup.Supervised.losses = keep
-    with tempfile.TemporaryDirectory() as tmp:
-        shared = load_config("embedded", method="supervised").cache_root() / "datasets"
-        (Path(tmp) / "datasets").symlink_to(shared, target_is_directory=True)
-        rc = main(["run", "--method", "supervised", "-q", "--fresh", "--set", "backbone.name=vatt", "--set",
-                   "pretrain.epochs=4", "--set",
-                   "pretrain.warmup_epochs=0", "--set", f"run.cache_dir={tmp}", "--set", f"run.results_dir={tmp}"])
-    sup.Supervised.losses = losses
-    if rc:
-        raise SystemExit(f"collecting the clips failed (exit {rc})")
+    batches, _ = capture(sup.Supervised, "supervised",
+                         ["backbone.name=vatt", "pretrain.epochs=4", "pretrain.warmup_epochs=0"])
     return batches
 
 
