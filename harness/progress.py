@@ -8,6 +8,7 @@ measured over the last ~20 seconds of updates and the clock can be restarted aft
 from __future__ import annotations
 
 import collections
+import statistics
 import time
 
 from tqdm import tqdm
@@ -51,24 +52,34 @@ def progress_bar(total: int, initial: int, desc: str, unit: str, enabled: bool) 
 
 class JobClock:
     """The whole-job line of a long command made of steps (`suite`, `regress`): "[k/N] name (12 min so far,
-    about 30 min left)", the estimate from the steps done so far (or from `estimates`, seconds per step
-    known beforehand, while none is done)."""
+    about 30 min left)". `estimates` are seconds per step known beforehand (None where no record tells).
+    A step's own estimate is used for what is left, scaled by how the timed steps done so far compared with
+    theirs, so a cheap first step does not make an expensive one ahead look cheap; a step never timed is
+    guessed at the mean of the steps done (or of the estimates, before any), and the line says how many."""
 
     def __init__(self, total: int, estimates: list[float | None] | None = None):
-        self.total, self.start, self.done = total, time.perf_counter(), 0
+        self.total, self.start, self.last = total, time.perf_counter(), None
         self.estimates = estimates or [None] * total
+        self.took: list[float] = []  # seconds of the steps done, in order; `line` is called once per step
 
     def line(self, k: int, name: str) -> str:
         """The line that starts step `k` (1-based) of the job."""
-        elapsed = time.perf_counter() - self.start
-        left = self.total - (k - 1)
-        if k > 1:
-            rate = elapsed / (k - 1)
-            guess = f", about {_minutes(rate * left)} left"
-        else:
-            known = [e for e in self.estimates if e]
-            guess = f", about {_minutes(sum(known) * self.total / len(known))} in all" if known else ""
-        return f"[{k}/{self.total}] {name} ({_minutes(elapsed)} so far{guess})"
+        now = time.perf_counter()
+        if k > 1 and self.last is not None:
+            self.took.append(now - self.last)
+        self.last = now
+        timed = [(d, e) for d, e in zip(self.took, self.estimates) if e]
+        scale = sum(d for d, _ in timed) / sum(e for _, e in timed) if timed else 1.0
+        known = [e for e in self.estimates if e]
+        fill = statistics.mean(self.took) if self.took else statistics.mean(known) if known else None
+        ahead = self.estimates[k - 1:]
+        guess = ""
+        if fill is not None:
+            left = sum(e * scale if e else fill for e in ahead)
+            guess = f", about {_minutes(left)} {'in all' if k == 1 else 'left'}"
+            untimed = sum(not e for e in ahead)
+            guess += f"; {untimed} step{'s' * (untimed > 1)} not timed before" if untimed else ""
+        return f"[{k}/{self.total}] {name} ({_minutes(now - self.start)} so far{guess})"
 
 
 def _minutes(seconds: float) -> str:

@@ -209,7 +209,11 @@ def run_suite(jobs: list[Job], profile: str, records_of: Callable[[], list[dict]
 
     from harness.progress import JobClock
 
-    clock = JobClock(len(todo), [sum(x for x in estimate(j, records, profile, path)[1:] if x) or None for j in todo])
+    def seconds(job: Job) -> float | None:  # unknown if either part is: a cheap scoring must not hide a pre-training
+        parts = estimate(job, records, profile, path)[1:]
+        return None if None in parts else sum(parts) or None
+
+    clock = JobClock(len(todo), [seconds(j) for j in todo])
     for k, job in enumerate(todo, 1):
         log(clock.line(k, job.name))
         t0 = time.perf_counter()

@@ -434,7 +434,13 @@ def test_the_whole_job_line_estimates_what_is_left(monkeypatch):
     now = [100.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
     clock = progress.JobClock(4, [60.0, None, 60.0, None])
-    assert clock.line(1, "a") == "[1/4] a (0 s so far, about 4 min in all)"  # from what earlier records tell
-    now[0] += 300
-    assert clock.line(2, "b") == "[2/4] b (5 min so far, about 15 min left)"
+    # from what earlier records tell; the untimed steps guessed at the mean of the timed ones
+    assert clock.line(1, "a") == "[1/4] a (0 s so far, about 4 min in all; 2 steps not timed before)"
+    now[0] += 300  # step a took 5x its estimate: so will c; b and d are guessed at the 5 min steps took
+    assert clock.line(2, "b") == "[2/4] b (5 min so far, about 15 min left; 2 steps not timed before)"
+    # a cheap step done first does not make an expensive one ahead look cheap
+    clock = progress.JobClock(3, [60.0, 600.0, 60.0])
+    clock.line(1, "a")
+    now[0] += 60
+    assert clock.line(2, "b") == "[2/3] b (60 s so far, about 11 min left)"
     assert progress.JobClock(2).line(1, "x") == "[1/2] x (0 s so far)"
