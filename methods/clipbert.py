@@ -71,7 +71,7 @@ class CrossVideoText(nn.Module):
         """Match logits (B,) of B flat visual token sets against B captions, pair by pair."""
         ids, mask = self.tokenizer.encode(texts)
         dev = visual.device
-        vis = visual.view(len(visual), -1, self.encoder.feature_dim)
+        vis = visual.view(len(visual), -1, self.encoder.width)
         pooled = self.encoder.joint(vis, ids.to(dev), mask.to(dev))[1]
         logits = self.itm(pooled)
         return logits[:, 1] - logits[:, 0]
@@ -83,7 +83,7 @@ class ClipBert(Method):
     def __init__(self, encoder, cfg: ClipBertConfig):
         super().__init__(encoder, cfg)
         require_backbone(encoder, ClipBertEncoder, "clipbert", "clipbert", "CNN + BERT")
-        dim = encoder.feature_dim
+        dim = encoder.width
         self.mlm = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim, eps=1e-12))
         self.mlm_bias = nn.Parameter(torch.zeros(encoder.bert.config.vocab_size))
         self.itm = nn.Linear(dim, 2)

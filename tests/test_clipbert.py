@@ -83,6 +83,20 @@ def test_the_encoder_reads_text_and_mean_pooled_frames_in_one_stream(tmp_path):
     assert enc.features(x).shape == (3, enc.feature_dim)
 
 
+def test_the_cnn_readout_is_the_trunk_pooled_over_grid_and_frames_and_leaves_bert_out():
+    """`readout = "cnn"` is the image-level stand-in for ClipBERT's CNN pre-training: what a `supervised` run
+    teaches is the ResNet alone, read as an image classifier reads it."""
+    cfg = load_config("ci", ["backbone.name=clipbert", "backbones.clipbert.readout='cnn'"], method="supervised")
+    enc = build_encoder(cfg.backbone.name, cfg.backbone_cfg, cfg.backbone.clip).eval()
+    c = cfg.backbone.clip
+    x = torch.randn(2, 3, c.frames, c.crop_size, c.crop_size)
+    by_frame = [enc.cnn(x[:, :, t]).mean((2, 3)) for t in range(c.frames)]
+    assert enc.feature_dim == by_frame[0].shape[1]
+    assert torch.allclose(enc.features(x), torch.stack(by_frame).mean(0), atol=1e-5)
+    enc.features(x).sum().backward()
+    assert all(p.grad is None for p in enc.bert.parameters()) and any(p.grad is not None for p in enc.cnn.parameters())
+
+
 def test_clipbert_losses_and_the_cross_encoder_scores(tmp_path):
     cfg, method = _clipbert(tmp_path)
     c = cfg.backbone.clip
@@ -114,3 +128,5 @@ def test_clipbert_config_errors_name_the_key():
         load_config("ci", ["methods.clipbert.consensus='median'"], method="clipbert")
     with pytest.raises(ConfigError, match="backbones.clipbert.cnn_stages"):
         load_config("ci", ["backbones.clipbert.cnn_stages=5"], method="clipbert")
+    with pytest.raises(ConfigError, match="backbones.clipbert.readout"):
+        load_config("ci", ["backbones.clipbert.readout='mean'"], method="clipbert")

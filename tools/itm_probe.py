@@ -9,6 +9,11 @@ trains copies of it on those batches under named variants and prints ITM's runni
     itm-only           MLM's weight set to 0
     oracle             the visual tokens replaced by a learned embedding of the video's digit (read from
                        its caption): a perfect visual signal, so only BERT and the ITM head must learn
+    pool               every visual token replaced by the mean of the clip's tokens: the frames' evidence
+                       gathered in one place, as the oracle's is (the CNN is still trained)
+    center             every channel of the visual tokens standardised over the batch's clips and positions
+                       (a BatchNorm without its running statistics): what differs between clips, not what
+                       they share, reaches BERT
     init=STD           BERT's weights (and the row/column tables) drawn again with this standard deviation
                        (BERT's own: 0.02)
     lr=X               the peak learning rate (default 5e-4, the embedded setting)
@@ -81,13 +86,28 @@ def variant(m0: cb.ClipBert, spec: str, digits: torch.Tensor) -> tuple[cb.ClipBe
             for table in (m.encoder.rows, m.encoder.cols):
                 nn.init.normal_(table.weight, std=float(val))
         elif key == "oracle":
-            table = nn.Embedding(10, m.encoder.feature_dim)
+            table = nn.Embedding(10, m.encoder.width)
             m.add_module("oracle", table)
             n_tokens = m.encoder.grid[0] * m.encoder.grid[1]
 
             def visual(x, m=m, table=table, n_tokens=n_tokens):
                 d = digits[m.current_index].repeat_interleave(len(x) // len(m.current_index))
                 return table(d)[:, None].expand(-1, n_tokens, -1)
+            m.encoder.visual = visual
+        elif key == "pool":
+            grid = m.encoder.visual
+
+            def visual(x, grid=grid):
+                tokens = grid(x)
+                return tokens.mean(1, keepdim=True).expand_as(tokens)
+            m.encoder.visual = visual
+        elif key == "center":
+            grid2 = m.encoder.visual
+
+            def visual(x, grid=grid2):
+                tokens = grid(x)
+                mu, sd = tokens.mean((0, 1), keepdim=True), tokens.std((0, 1), keepdim=True)
+                return (tokens - mu) / (sd + 1e-5)
             m.encoder.visual = visual
         elif key != "base":
             raise SystemExit(f"unknown option {opt!r} in {spec!r}")
@@ -105,6 +125,25 @@ def visual_share(m: cb.ClipBert, batch: dict) -> float:
     own = m.encoder.joint(vis, ids, mask)[0][:, 0]
     other = m.encoder.joint(vis.roll(1, 0), ids, mask)[0][:, 0]
     return ((own - other).norm(dim=1) / own.norm(dim=1)).mean().item()
+
+
+@torch.no_grad()
+def digit_readable(m: cb.ClipBert, batches: list[dict], digits: torch.Tensor) -> float:
+    """How well the clip's digit can be read from its mean visual token before training (%): nearest class
+    mean, the means from the clips of even-numbered videos, scored on the odd ones (chance 10). Whether the
+    evidence ITM needs is in what BERT receives at all."""
+    m.eval()
+    feats, labels, odd = [], [], []
+    for batch in batches[:32]:
+        m.current_index = batch["index"]
+        feats.append(m.encoder.visual(batch["clips"][:, 0]).mean(1))
+        labels.append(digits[batch["index"]])
+        odd.append(batch["index"] % 2 == 1)
+    f, y, odd = torch.cat(feats), torch.cat(labels), torch.cat(odd)
+    f = (f - f.mean(0)) / (f.std(0) + 1e-5)
+    means = torch.stack([f[~odd & (y == d)].mean(0) for d in range(10)])
+    guess = torch.cdist(f[odd], means).argmin(1)
+    return 100 * (guess == y[odd]).float().mean().item()
 
 
 def train(m: cb.ClipBert, batches: list[dict], steps: int, lr: float) -> tuple[list[float], float]:
@@ -138,13 +177,15 @@ def main() -> None:
     args = ap.parse_args()
     batches, m0, folder = collect(args.sets)
     digits = digits_of_pretraining_videos(folder)
-    print(f"{len(batches)} batches; per variant: how far the [CLS] state moves with another video's visual "
-          f"tokens before training (of its norm), then ITM's running loss every 50 steps (chance 0.693)")
+    print(f"{len(batches)} batches; per variant, before training: how far the [CLS] state moves with another "
+          f"video's visual tokens (of its norm) and how well the digit reads from the mean visual token (chance "
+          f"10%); then ITM's running loss every 50 steps (chance 0.693)")
     for spec in args.variants:
         m, lr = variant(m0, spec, digits)
-        share = visual_share(m, batches[0])
+        share, readable = visual_share(m, batches[0]), digit_readable(m, batches, digits)
         curve, seconds = train(m, batches, args.steps, lr)
-        print(f"{spec}: moves {100 * share:.1f}%; {' '.join(f'{v:.3f}' for v in curve)} ({seconds:.0f} s)", flush=True)
+        losses = " ".join(f"{v:.3f}" for v in curve)
+        print(f"{spec}: moves {100 * share:.1f}%, digit readable {readable:.0f}%; {losses} ({seconds:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

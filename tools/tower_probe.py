@@ -8,8 +8,16 @@ clips here will not learn under any method. Towers:
 
     small3d                          the CNN of the ρ rows
     vatt[,stem=S][,patch=TxHxW][,layers=N][,pool=mean]   VATT's video transformer (stem: tubelet, conv, hybrid)
+    clipbert[,pool=mean][,init=STD][,maxpool=no]  ClipBERT's CNN + BERT read with an empty caption (its
+                                     `features`); pool=mean: the mean visual token, BERT left out; init: BERT's
+                                     weights drawn with this standard deviation (its own: 0.02); maxpool=no:
+                                     the ResNet stem without its max-pool (twice the grid's side)
 
     python tools/tower_probe.py [--steps 500] [--lr 1e-3] small3d vatt vatt,stem=hybrid,patch=2x8x8
+    python tools/tower_probe.py --backbone clipbert small3d clipbert clipbert,pool=mean
+
+`--backbone` names whose clips are collected (their frames, size and normalisation): vatt (16 px, 8 frames) or
+clipbert (32 px, 2 frames).
 """
 from __future__ import annotations
 
@@ -31,19 +39,20 @@ from harness.models.encoder import ClipSpec  # noqa: E402
 from tools.capture import capture  # noqa: E402
 
 
-def collect_clips() -> list[dict]:
-    """The batches `supervised` on VATT's tower trains on in 4 epochs at the embedded settings (its pipeline:
-    VATT's clip normalisation). Every tower below trains on these."""
+def collect_clips(backbone: str) -> list[dict]:
+    """The batches `supervised` on `backbone` trains on in 4 epochs at the embedded settings (its pipeline:
+    that backbone's clips and normalisation). Every tower below trains on these."""
     import methods.supervised as sup
 
     batches, _ = capture(sup.Supervised, "supervised",
-                         ["backbone.name=vatt", "pretrain.epochs=4", "pretrain.warmup_epochs=0"])
+                         [f"backbone.name={backbone}", "pretrain.epochs=4", "pretrain.warmup_epochs=0"])
     return batches
 
 
 def tower(spec: str, clip: ClipSpec) -> nn.Module:
     from harness.models.backbones import Small3D
-    from harness.models.configs import Small3DConfig
+    from harness.models.clipbert import ClipBertEncoder
+    from harness.models.configs import ClipBertNetConfig, Small3DConfig
     from harness.models.vatt import VattVideo
 
     torch.manual_seed(0)
@@ -51,6 +60,18 @@ def tower(spec: str, clip: ClipSpec) -> nn.Module:
     if name == "small3d":
         return Small3D(Small3DConfig(), clip)
     kw = dict(o.split("=") for o in opts)
+    if name == "clipbert":
+        enc = ClipBertEncoder(ClipBertNetConfig(), clip)
+        if kw.get("maxpool") == "no":
+            enc.cnn[3] = nn.Identity()
+        if "init" in kw:
+            enc.bert.config.initializer_range = float(kw["init"])
+            enc.bert.apply(enc.bert._init_weights)
+            for table in (enc.rows, enc.cols):
+                nn.init.normal_(table.weight, std=float(kw["init"]))
+        if kw.get("pool") == "mean":
+            enc.features = lambda x: enc.visual(x).mean(1)
+        return enc
     patch = tuple(int(v) for v in kw.get("patch", "2x4x4").split("x"))
     enc = VattVideo(VattNetConfig(stem=kw.get("stem", "tubelet"), patch=patch), clip)
     if "layers" in kw:
@@ -70,13 +91,14 @@ def main() -> None:
     ap.add_argument("towers", nargs="+")
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--backbone", choices=("vatt", "clipbert"), default="vatt")
     args = ap.parse_args()
-    batches = collect_clips()
+    batches = collect_clips(args.backbone)
     x = torch.cat([b["clips"][:, 0] for b in batches])
     y, idx = torch.cat([b["label"] for b in batches]), torch.cat([b["index"] for b in batches])
     train, held = idx < 820, idx >= 820
-    c = load_config("embedded", method="supervised").backbone.clip
-    clip = ClipSpec(c.frames, c.stride, c.crop_size, c.test_short_side, (0.5,) * 3, (0.5,) * 3)
+    c = load_config("embedded", [f"backbone.name={args.backbone}"], method="supervised").backbone.clip
+    clip = ClipSpec(c.frames, c.stride, c.crop_size, c.test_short_side, tuple(c.mean), tuple(c.std))
     print(f"{int(train.sum())} training clips, {int(held.sum())} held out (other videos)")
     print("| tower | steps | training loss | training acc. | held-out acc. | s |\n|---|---|---|---|---|---|")
     for spec in args.towers:

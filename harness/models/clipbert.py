@@ -126,7 +126,8 @@ class ClipBertEncoder(Encoder):
         self.cols = nn.Embedding(max(64, grid[1]), dim)
         for table in (self.rows, self.cols):  # BERT's initialisation, as ClipBERT's own embeddings get
             nn.init.normal_(table.weight, std=self.bert.config.initializer_range)
-        self.feature_dim = dim
+        self.width = dim  # of the visual and text tokens
+        self.feature_dim = dim if cfg.readout == "cls" else width
         self.register_buffer("special", torch.tensor([2, 3]))  # the tokenizer's [CLS], [SEP] (set by the method)
 
     def visual(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,6 +160,10 @@ class ClipBertEncoder(Encoder):
         return ids, torch.ones_like(ids, dtype=torch.bool)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.readout == "cnn":  # the trunk as an image classifier reads it (the CNN's own pre-training)
+            frames = x.transpose(1, 2).flatten(0, 1)
+            pooled = self.cnn(frames.flip(1) if self.bgr else frames).mean((2, 3))
+            return pooled.unflatten(0, (x.shape[0], x.shape[2])).mean(1)
         return self.joint(self.visual(x), *self.empty_caption(len(x)))[1]
 
     def layers(self) -> list[nn.Module]:

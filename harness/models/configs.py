@@ -181,8 +181,17 @@ class ClipBertNetConfig:
     bert_path: str = ""
     vocab_size: int = 256
     dropout: float = 0.1
+    # what `features` returns: "cls", ClipBERT's pooled [CLS] over the visual tokens and an empty caption; "cnn",
+    # the ResNet's output averaged over frames and grid, as an image classifier reads its trunk. A `supervised`
+    # run with "cnn" trains the CNN alone: the stand-in for the image-level pre-training (ImageNet, grid-feat)
+    # that ClipBERT's CNN starts from. Taught the label through BERT ("cls") the CNN does not learn the digit here
+    # (docs/tuning.md).
+    readout: str = "cls"
+    named_when_set: ClassVar[tuple[str, ...]] = ("readout",)  # added later: encoders cached before keep their keys
 
     def validate(self) -> None:
+        if self.readout not in ("cls", "cnn"):
+            raise ConfigError(f"backbones.clipbert.readout: cls or cnn, got {self.readout!r}")
         if self.cnn not in ("resnet18", "resnet34", "resnet50"):
             raise ConfigError(f"backbones.clipbert.cnn: resnet18, resnet34 or resnet50, got {self.cnn!r}")
         if self.size not in CLIPBERT_SIZES:
