@@ -130,14 +130,17 @@ class ClipBertEncoder(Encoder):
         self.feature_dim = dim if cfg.readout == "cls" else width
         self.register_buffer("special", torch.tensor([2, 3]))  # the tokenizer's [CLS], [SEP] (set by the method)
 
-    def visual(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> (B, h*w, D) visual tokens: the clip's frames mean-pooled, positions added."""
-        b, _, t = x.shape[:3]
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B*T, C, h, w): the ResNet's grid of every frame."""
         frames = x.transpose(1, 2).flatten(0, 1)
         if self.bgr:  # weights of a Detectron2 CNN: its channels in BGR order (the normalisation is per channel)
             frames = frames.flip(1)
-        g = self.to_dim(self.cnn(frames))  # (B*T, D, h, w)
-        g = g.unflatten(0, (b, t)).mean(1)  # (B, D, h, w)
+        return self.cnn(frames)
+
+    def visual(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, h*w, D) visual tokens: the clip's frames mean-pooled, positions added."""
+        g = self.to_dim(self.trunk(x))  # (B*T, D, h, w)
+        g = g.unflatten(0, x.shape[0:3:2]).mean(1)  # x.shape[0:3:2] is (B, T); g: (B, D, h, w)
         h, w = g.shape[-2:]
         pos = self.rows.weight[:h, None] + self.cols.weight[None, :w]
         return (g.permute(0, 2, 3, 1) + pos).flatten(1, 2)
@@ -161,9 +164,7 @@ class ClipBertEncoder(Encoder):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.readout == "cnn":  # the trunk as an image classifier reads it (the CNN's own pre-training)
-            frames = x.transpose(1, 2).flatten(0, 1)
-            pooled = self.cnn(frames.flip(1) if self.bgr else frames).mean((2, 3))
-            return pooled.unflatten(0, (x.shape[0], x.shape[2])).mean(1)
+            return self.trunk(x).mean((2, 3)).unflatten(0, x.shape[0:3:2]).mean(1)
         return self.joint(self.visual(x), *self.empty_caption(len(x)))[1]
 
     def layers(self) -> list[nn.Module]:
