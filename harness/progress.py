@@ -58,14 +58,15 @@ class JobClock:
     guessed at the mean of the steps done (or of the estimates, before any), and the line says how many."""
 
     def __init__(self, total: int, estimates: list[float | None] | None = None):
-        self.total, self.start, self.last = total, time.perf_counter(), None
+        self.total = total
+        self.start = self.last = time.perf_counter()
         self.estimates = estimates or [None] * total
         self.took: list[float] = []  # seconds of the steps done, in order; `line` is called once per step
 
     def line(self, k: int, name: str) -> str:
         """The line that starts step `k` (1-based) of the job."""
         now = time.perf_counter()
-        if k > 1 and self.last is not None:
+        if k > 1:
             self.took.append(now - self.last)
         self.last = now
         timed = [(d, e) for d, e in zip(self.took, self.estimates) if e]

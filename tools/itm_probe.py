@@ -42,6 +42,10 @@ from harness.data.moving_digits import dataset_dir  # noqa: E402
 from tools.capture import capture  # noqa: E402
 
 WORDS = "zero one two three four five six seven eight nine".split()
+TOKEN_MAPS = {  # (B, n, D) visual tokens -> the same shape
+    "pool": lambda t: t.mean(1, keepdim=True).expand_as(t),
+    "center": lambda t: (t - t.mean((0, 1), keepdim=True)) / (t.std((0, 1), keepdim=True) + 1e-5),
+}
 
 
 def collect(extra: list[str], epochs: int = 6) -> tuple[list[dict], cb.ClipBert, Path]:
@@ -94,21 +98,8 @@ def variant(m0: cb.ClipBert, spec: str, digits: torch.Tensor) -> tuple[cb.ClipBe
                 d = digits[m.current_index].repeat_interleave(len(x) // len(m.current_index))
                 return table(d)[:, None].expand(-1, n_tokens, -1)
             m.encoder.visual = visual
-        elif key == "pool":
-            grid = m.encoder.visual
-
-            def visual(x, grid=grid):
-                tokens = grid(x)
-                return tokens.mean(1, keepdim=True).expand_as(tokens)
-            m.encoder.visual = visual
-        elif key == "center":
-            grid2 = m.encoder.visual
-
-            def visual(x, grid=grid2):
-                tokens = grid(x)
-                mu, sd = tokens.mean((0, 1), keepdim=True), tokens.std((0, 1), keepdim=True)
-                return (tokens - mu) / (sd + 1e-5)
-            m.encoder.visual = visual
+        elif key in TOKEN_MAPS:  # applied to the visual tokens as the options before it left them
+            m.encoder.visual = lambda x, visual=m.encoder.visual, f=TOKEN_MAPS[key]: f(visual(x))
         elif key != "base":
             raise SystemExit(f"unknown option {opt!r} in {spec!r}")
     return m, lr
